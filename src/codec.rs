@@ -91,7 +91,10 @@ enum State {
     /// is then 3, one delimiter length minus one before the end, because the
     /// `\r` may begin the delimiter. When `\ndef` arrives, the search looks
     /// only at `\r\ndef`.
-    Delimited { searcher: Searcher, next_index: usize },
+    Delimited {
+        searcher: Searcher,
+        next_index: usize,
+    },
     /// Whole-frame mode only: the message passed the limit, the error was
     /// returned, and its bytes are dropped up to and including the delimiter.
     SkippingDelimited { searcher: Searcher },

@@ -1,0 +1,708 @@
+//! [`Chat`]: asynchat's channel: a `Stream` of frames and a `Sink` of
+//! producers over one connection.
+//!
+//! Input: bytes read from the IO go through the [`TerminatorCodec`], as a
+//! `tokio_util` `Framed` would do, but with the read size and the buffer's
+//! life under the `Chat`'s control. Output: a FIFO of [`Producer`]s whose
+//! pieces go to the IO as they are, with vectored writes, never copied into
+//! a write buffer.
+
+use std::{
+    collections::VecDeque,
+    io::{self, IoSlice},
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::{codec::Decoder, io::poll_read_buf};
+
+use crate::{Error, Frame, Producer, Terminator, TerminatorCodec};
+
+/// asynchat's `ac_in_buffer_size` and `ac_out_buffer_size`: the most read or
+/// written at once, unless set.
+pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;
+
+/// The first read of an idle connection: the read size doubles from here to
+/// `in_buffer_size` while reads fill it.
+const INITIAL_READ_SIZE: usize = 4 * 1024;
+
+/// The most pieces one vectored write carries.
+const MAX_WRITE_PIECES: usize = 64;
+
+/// On an IO without vectored writes, pieces shorter than this that wait in a
+/// row are copied into one, so they leave in one segment.
+const COALESCE_BELOW: usize = 4 * 1024;
+
+/// An asynchat channel over any `AsyncRead + AsyncWrite`: a [`Stream`] of
+/// [`Frame`]s and a [`Sink`] of [`Producer`]s.
+///
+/// Output is queued with [`push`](Self::push),
+/// [`push_with_producer`](Self::push_with_producer) or the `Sink`, and moves
+/// whenever the `Chat` is polled, through either side: one task can push a
+/// reply and await the next frame, and the reply goes out meanwhile.
+///
+/// ```
+/// use asynchat::{Chat, Frame};
+/// use futures::StreamExt;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), asynchat::Error> {
+/// let (client, server) = tokio::io::duplex(1024);
+/// let mut chat = Chat::new(server, "\r\n");
+///
+/// let (mut read_half, mut write_half) = tokio::io::split(client);
+/// write_half.write_all(b"HELO example.org\r\nQUIT\r\n").await?;
+///
+/// while let Some(frame) = chat.next().await {
+///     match frame? {
+///         Frame::Complete(line) if line == "QUIT" => {
+///             chat.push("221 bye\r\n");
+///             chat.close_when_done();
+///         }
+///         Frame::Complete(line) => chat.push(format!("250 {}\r\n", line.len())),
+///         Frame::Partial(_) => {}
+///     }
+/// }
+/// let mut replies = String::new();
+/// read_half.read_to_string(&mut replies).await?;
+/// assert_eq!(replies, "250 16\r\n221 bye\r\n");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Ending
+///
+/// The stream ends (`None`) when the peer's input ended and every frame was
+/// handed out (bytes that no terminator followed come last, as
+/// [`Frame::Partial`]) and queued output has been written; or once
+/// close-when-done has shut the write side down. After an IO or producer
+/// error it ends too. Frames that arrive after close-when-done completed are
+/// not read.
+///
+/// # Two tasks
+///
+/// A `Chat` is both a `Stream` and a `Sink`, so
+/// [`StreamExt::split`](futures::StreamExt::split) gives a reading half and a
+/// writing half for two tasks; each half moves the other's work when polled.
+pub struct Chat<T> {
+    io: T,
+    codec: TerminatorCodec,
+    read_buffer: BytesMut,
+    read_size: usize,
+    in_buffer_size: usize,
+    out_buffer_size: usize,
+    output: Output,
+    phase: Phase,
+    /// An error to hand out at the next poll: a push refused after close.
+    deferred_error: Option<Error>,
+}
+
+/// The life of the connection, as far as the `Chat` is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading frames.
+    Reading,
+    /// The peer's input ended; the codec's last frames are being handed out.
+    InputEnded,
+    /// The stream ended: everything was handed out, the write side was shut
+    /// down by close-when-done, or an error ended the channel.
+    Finished,
+}
+
+/// The producer FIFO and the pieces drawn from it.
+#[derive(Debug, Default)]
+struct Output {
+    /// Producers not yet exhausted, the front one being drawn from.
+    fifo: VecDeque<Producer>,
+    /// Pieces drawn from the producers, waiting for the IO.
+    pieces: VecDeque<Bytes>,
+    /// Bytes in `pieces` plus those of byte producers still in `fifo`: what
+    /// backpressure is measured by.
+    queued_bytes: usize,
+    /// Bytes in `pieces` alone: drawing stops once it reaches
+    /// `out_buffer_size`, which bounds the memory a long producer costs.
+    piece_bytes: usize,
+    /// Close-when-done ran to its end: the write side is shut down.
+    shut_down: bool,
+}
+
+impl Output {
+    fn is_closing(&self) -> bool {
+        self.shut_down || self.fifo.back().is_some_and(Producer::is_close)
+    }
+
+    fn enqueue(&mut self, producer: Producer) {
+        self.queued_bytes += producer.known_length();
+        self.fifo.push_back(producer);
+    }
+
+    fn clear(&mut self) {
+        self.fifo.clear();
+        self.pieces.clear();
+        self.queued_bytes = 0;
+        self.piece_bytes = 0;
+    }
+
+    /// Draws pieces from the front producers until `out_buffer_size` bytes
+    /// wait or a producer is pending.
+    fn fill(&mut self, cx: &mut Context<'_>, out_buffer_size: usize) -> Result<(), Error> {
+        while self.piece_bytes < out_buffer_size {
+            let Some(producer) = self.fifo.front_mut() else {
+                break;
+            };
+            if producer.is_close() {
+                break;
+            }
+            let known_before = producer.known_length();
+            match producer.poll_piece(cx, out_buffer_size) {
+                Poll::Ready(Some(Ok(piece))) => {
+                    if known_before == 0 {
+                        self.queued_bytes += piece.len();
+                    }
+                    self.piece_bytes += piece.len();
+                    self.pieces.push_back(piece);
+                }
+                Poll::Ready(Some(Err(error))) => return Err(Error::Producer(error)),
+                Poll::Ready(None) => {
+                    self.fifo.pop_front();
+                }
+                Poll::Pending => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the first `written` bytes of `pieces`.
+    fn advance(&mut self, mut written: usize) {
+        self.queued_bytes -= written;
+        self.piece_bytes -= written;
+        while written > 0 {
+            let piece = self.pieces.front_mut().expect("written bytes were queued");
+            if written < piece.len() {
+                piece.advance(written);
+                return;
+            }
+            written -= piece.len();
+            self.pieces.pop_front();
+        }
+    }
+
+    /// On an IO without vectored writes, joins the short pieces at the front
+    /// into one, so that `push(line); push("\n")` is one segment, not two.
+    fn coalesce_front(&mut self, out_buffer_size: usize) {
+        let joinable = self
+            .pieces
+            .iter()
+            .scan(0usize, |total, piece| {
+                *total += piece.len();
+                (piece.len() < COALESCE_BELOW && *total <= out_buffer_size).then_some(())
+            })
+            .count();
+        if joinable < 2 {
+            return;
+        }
+        let mut joined = BytesMut::new();
+        for piece in self.pieces.drain(..joinable) {
+            joined.put(piece);
+        }
+        self.pieces.push_front(joined.freeze());
+    }
+}
+
+impl<T> Chat<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    /// A channel over `io` whose input is framed by `terminator` in
+    /// whole-frame mode ([`TerminatorCodec::new`]).
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// # async fn example() -> std::io::Result<()> {
+    /// let stream = tokio::net::TcpStream::connect("127.0.0.1:25").await?;
+    /// let chat = Chat::new(stream, "\r\n");
+    /// # let _ = chat;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(io: T, terminator: impl Into<Terminator>) -> Self {
+        Self::with_codec(io, TerminatorCodec::new(terminator))
+    }
+
+    /// A channel over `io` that decodes with `codec`: a streaming codec, or
+    /// one with another limit.
+    ///
+    /// ```
+    /// use asynchat::{Chat, TerminatorCodec};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let chat = Chat::with_codec(io, TerminatorCodec::streaming(b"\n"));
+    /// assert!(chat.codec().is_streaming());
+    /// ```
+    pub fn with_codec(io: T, codec: TerminatorCodec) -> Self {
+        Chat {
+            io,
+            codec,
+            read_buffer: BytesMut::new(),
+            read_size: INITIAL_READ_SIZE,
+            in_buffer_size: DEFAULT_BUFFER_SIZE,
+            out_buffer_size: DEFAULT_BUFFER_SIZE,
+            output: Output::default(),
+            phase: Phase::Reading,
+            deferred_error: None,
+        }
+    }
+}
+
+impl<T> Chat<T> {
+    /// Queues bytes for output, after everything queued before: asynchat's
+    /// `push`. They leave in pieces of at most
+    /// [`out_buffer_size`](Self::out_buffer_size). `Bytes`, `Vec<u8>` and
+    /// `String` are not copied; `&str` and `&[u8]` are.
+    ///
+    /// After [`close_when_done`](Self::close_when_done) the output is
+    /// refused and the next poll of the `Chat` returns [`Error::Closed`].
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    /// use bytes::Bytes;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.push("text ");
+    /// chat.push(b"bytes ");
+    /// chat.push(Bytes::from_static(b"shared\n"));
+    /// ```
+    pub fn push(&mut self, data: impl Into<Producer>) {
+        self.push_with_producer(data.into());
+    }
+
+    /// Queues a producer for output, after everything queued before:
+    /// asynchat's `push_with_producer`.
+    ///
+    /// ```
+    /// use asynchat::{Chat, Producer};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.push_with_producer(Producer::from_reader(&b"file contents\n"[..]));
+    /// chat.push_with_producer(Producer::close());
+    /// ```
+    pub fn push_with_producer(&mut self, producer: Producer) {
+        if let Err(error) = self.try_enqueue(producer) {
+            self.deferred_error = Some(error);
+        }
+    }
+
+    fn try_enqueue(&mut self, producer: Producer) -> Result<(), Error> {
+        if self.output.is_closing() {
+            return Err(Error::Closed);
+        }
+        self.output.enqueue(producer);
+        Ok(())
+    }
+
+    /// Closes the channel once everything queued so far is written:
+    /// asynchat's `close_when_done`. The write side is then shut down and
+    /// the stream ends. Calling it again does nothing.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.push("bye\n");
+    /// chat.close_when_done();
+    /// assert!(chat.is_closing());
+    /// ```
+    pub fn close_when_done(&mut self) {
+        if !self.output.is_closing() {
+            self.output.enqueue(Producer::close());
+        }
+    }
+
+    /// Whether close-when-done was asked for (or ran to its end).
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// assert!(!Chat::new(io, "\n").is_closing());
+    /// ```
+    pub fn is_closing(&self) -> bool {
+        self.output.is_closing()
+    }
+
+    /// Sets what ends the next message; it applies to the bytes already
+    /// read: see [`TerminatorCodec::set_terminator`].
+    ///
+    /// ```
+    /// use asynchat::{Chat, Terminator};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\r\n\r\n");
+    /// chat.set_terminator(Terminator::Length(12));
+    /// assert_eq!(chat.terminator(), &Terminator::Length(12));
+    /// ```
+    pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
+        self.codec.set_terminator(terminator);
+    }
+
+    /// The terminator as last set: see [`TerminatorCodec::terminator`].
+    ///
+    /// ```
+    /// use asynchat::{Chat, Terminator};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// assert_eq!(Chat::new(io, "\n").terminator(), &Terminator::from("\n"));
+    /// ```
+    pub fn terminator(&self) -> &Terminator {
+        self.codec.terminator()
+    }
+
+    /// Empties the read buffer (and with it the message under way) and the
+    /// producer FIFO, close marker included: asynchat's `discard_buffers`.
+    /// The terminator stays; its search starts afresh.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.push("never sent\n");
+    /// chat.discard_buffers();
+    /// ```
+    pub fn discard_buffers(&mut self) {
+        self.read_buffer.clear();
+        let terminator = self.codec.terminator().clone();
+        self.codec.set_terminator(terminator);
+        self.output.clear();
+    }
+
+    /// The most read at once: asynchat's `ac_in_buffer_size` (default 64 KiB).
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// assert_eq!(Chat::new(io, "\n").in_buffer_size(), 65536);
+    /// ```
+    pub fn in_buffer_size(&self) -> usize {
+        self.in_buffer_size
+    }
+
+    /// Sets the most read at once (at least 1). Reads start small and grow
+    /// to this size only while they come back full.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.set_in_buffer_size(4096);
+    /// assert_eq!(chat.in_buffer_size(), 4096);
+    /// ```
+    pub fn set_in_buffer_size(&mut self, size: usize) {
+        self.in_buffer_size = size.max(1);
+        self.read_size = self.read_size.min(self.in_buffer_size);
+    }
+
+    /// The most written at once and the size of the pieces bytes are cut
+    /// into: asynchat's `ac_out_buffer_size` (default 64 KiB).
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// assert_eq!(Chat::new(io, "\n").out_buffer_size(), 65536);
+    /// ```
+    pub fn out_buffer_size(&self) -> usize {
+        self.out_buffer_size
+    }
+
+    /// Sets the most written at once (at least 1).
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.set_out_buffer_size(512);
+    /// assert_eq!(chat.out_buffer_size(), 512);
+    /// ```
+    pub fn set_out_buffer_size(&mut self, size: usize) {
+        self.out_buffer_size = size.max(1);
+    }
+
+    /// The codec.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// assert!(!Chat::new(io, "\n").codec().is_streaming());
+    /// ```
+    pub fn codec(&self) -> &TerminatorCodec {
+        &self.codec
+    }
+
+    /// The codec, to change.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.codec_mut().set_terminator(5u64);
+    /// ```
+    pub fn codec_mut(&mut self) -> &mut TerminatorCodec {
+        &mut self.codec
+    }
+
+    /// The IO.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let chat = Chat::new(io, "\n");
+    /// let _io: &tokio::io::DuplexStream = chat.get_ref();
+    /// ```
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The IO, to change. Reading or writing it directly bypasses the
+    /// `Chat`'s buffers.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// let _io: &mut tokio::io::DuplexStream = chat.get_mut();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// The IO, and the bytes read but not yet handed out. Queued output is
+    /// dropped.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let (_io, unread) = Chat::new(io, "\n").into_parts();
+    /// assert!(unread.is_empty());
+    /// ```
+    pub fn into_parts(self) -> (T, BytesMut) {
+        (self.io, self.read_buffer)
+    }
+}
+
+impl<T> Chat<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Writes queued output until it is all written and flushed (and, past
+    /// a close marker, the write side shut down), or the IO or a producer
+    /// is pending.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if self.output.shut_down {
+                return Poll::Ready(Ok(()));
+            }
+            self.output.fill(cx, self.out_buffer_size)?;
+            if !self.output.pieces.is_empty() {
+                let written = ready!(self.poll_write_pieces(cx))?;
+                if written == 0 {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                }
+                self.output.advance(written);
+                continue;
+            }
+            // Nothing left to write for now: let it reach the peer.
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            match self.output.fifo.front() {
+                None => return Poll::Ready(Ok(())),
+                Some(producer) if producer.is_close() => {
+                    ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
+                    self.output.clear();
+                    self.output.shut_down = true;
+                    return Poll::Ready(Ok(()));
+                }
+                // A producer is pending; it woke us when it has more.
+                Some(_) => return Poll::Pending,
+            }
+        }
+    }
+
+    /// One write of at most `out_buffer_size` bytes, vectored when the IO
+    /// supports it, of the pieces as they are.
+    fn poll_write_pieces(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let limit = self.out_buffer_size;
+        let io = Pin::new(&mut self.io);
+        if !io.is_write_vectored() {
+            self.output.coalesce_front(limit);
+            let piece = &self.output.pieces[0];
+            return io.poll_write(cx, &piece[..piece.len().min(limit)]);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_PIECES];
+        let mut count = 0;
+        let mut total = 0;
+        for piece in self.output.pieces.iter().take(MAX_WRITE_PIECES) {
+            if total == limit {
+                break;
+            }
+            let take = piece.len().min(limit - total);
+            slices[count] = IoSlice::new(&piece[..take]);
+            count += 1;
+            total += take;
+        }
+        io.poll_write_vectored(cx, &slices[..count])
+    }
+
+    /// Reads once, at most the current read size, which doubles up to
+    /// `in_buffer_size` while reads come back full.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let size = self.read_size;
+        self.read_buffer.reserve(size);
+        let mut limited = (&mut self.read_buffer).limit(size);
+        let read = ready!(poll_read_buf(Pin::new(&mut self.io), cx, &mut limited))?;
+        if read == size {
+            self.read_size = (size * 2).min(self.in_buffer_size);
+        }
+        Poll::Ready(Ok(read))
+    }
+
+    /// The next frame, reading as needed.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame, Error>>> {
+        loop {
+            match self.phase {
+                Phase::Reading => {}
+                Phase::InputEnded => {
+                    return match self.codec.decode_eof(&mut self.read_buffer) {
+                        Ok(None) => {
+                            // Replies to the last requests still go out.
+                            ready!(self.poll_send(cx))?;
+                            self.phase = Phase::Finished;
+                            Poll::Ready(None)
+                        }
+                        other => Poll::Ready(other.transpose()),
+                    };
+                }
+                Phase::Finished => return Poll::Ready(None),
+            }
+            if let Some(frame) = self.codec.decode(&mut self.read_buffer).transpose() {
+                return Poll::Ready(Some(frame));
+            }
+            match self.poll_read(cx) {
+                Poll::Ready(Ok(0)) => self.phase = Phase::InputEnded,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(error.into()))),
+                Poll::Pending => {
+                    if self.read_buffer.is_empty() {
+                        // Idle: hold no buffer while waiting.
+                        self.read_buffer = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Hands out an error that ends the channel.
+    fn fail<I>(&mut self, error: Error) -> Poll<Option<Result<I, Error>>> {
+        self.phase = Phase::Finished;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl<T> Stream for Chat<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Frame, Error>;
+
+    /// The next frame. Moves queued output first.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(error) = this.deferred_error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if this.phase == Phase::Finished {
+            return Poll::Ready(None);
+        }
+        match this.poll_send(cx) {
+            Poll::Ready(Err(error)) => return this.fail(error),
+            Poll::Ready(Ok(())) if this.output.shut_down => {
+                this.phase = Phase::Finished;
+                return Poll::Ready(None);
+            }
+            _ => {}
+        }
+        match this.poll_frame(cx) {
+            Poll::Ready(Some(Err(error @ (Error::Io(_) | Error::Producer(_))))) => this.fail(error),
+            other => other,
+        }
+    }
+}
+
+impl<T> Sink<Producer> for Chat<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    /// Ready while less than `out_buffer_size` bytes are queued; otherwise
+    /// writes until everything queued is out.
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if let Some(error) = this.deferred_error.take() {
+            return Poll::Ready(Err(error));
+        }
+        if this.output.queued_bytes >= this.out_buffer_size {
+            ready!(this.poll_send(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues the producer; [`Error::Closed`] after close-when-done.
+    fn start_send(self: Pin<&mut Self>, producer: Producer) -> Result<(), Error> {
+        self.get_mut().try_enqueue(producer)
+    }
+
+    /// Writes everything queued, up to and including a close marker.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if let Some(error) = this.deferred_error.take() {
+            return Poll::Ready(Err(error));
+        }
+        this.poll_send(cx)
+    }
+
+    /// Close-when-done: everything queued, then the write side shut down.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.close_when_done();
+        this.poll_send(cx)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Chat<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("io", &self.io)
+            .field("codec", &self.codec)
+            .field("buffered_input", &self.read_buffer.len())
+            .field("queued_output", &self.output.queued_bytes)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
