@@ -1,7 +1,61 @@
 //! Python's `asynchat` for tokio: frame a protocol by a terminator string, a
 //! byte count, or both in turn, and queue output as a FIFO of producers.
 //!
-//! TODO quick start
+//! # Quick start
+//!
+//! A [`Chat`] reads an HTTP-like head up to `\r\n\r\n`, then its body by
+//! length, and answers; output moves while it waits for the next frame.
+//!
+//! ```
+//! use asynchat::{Chat, Frame, Terminator};
+//! use futures::StreamExt;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), asynchat::Error> {
+//! let (mut client, server) = tokio::io::duplex(4096);
+//! client.write_all(b"PUT /note\r\nLength: 5\r\n\r\nhello").await?;
+//!
+//! let mut chat = Chat::new(server, "\r\n\r\n");
+//! let Some(Ok(Frame::Complete(head))) = chat.next().await else { panic!() };
+//! let length: u64 = head.split(|&b| b == b' ').last().unwrap().iter()
+//!     .fold(0, |n, digit| n * 10 + u64::from(digit - b'0'));
+//! chat.set_terminator(Terminator::Length(length)); // applies to bytes already read
+//! let Some(Ok(Frame::Complete(body))) = chat.next().await else { panic!() };
+//! chat.push(format!("stored {} bytes\r\n", body.len()));
+//! chat.close_when_done();
+//! assert!(chat.next().await.is_none()); // reply sent, write side shut down
+//!
+//! let mut reply = String::new();
+//! client.read_to_string(&mut reply).await?;
+//! assert_eq!(reply, "stored 5 bytes\r\n");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The pieces
+//!
+//! Bytes flow one way through the modules:
+//!
+//! * [`Terminator`]: what ends a message: a delimiter, a byte count, or
+//!   nothing.
+//! * [`TerminatorCodec`]: a `tokio_util` [`Decoder`](tokio_util::codec::Decoder)
+//!   that splits input into [`Frame`]s, whole or streamed, and an
+//!   [`Encoder`](tokio_util::codec::Encoder) that writes bytes verbatim. Use
+//!   it with `Framed` or on its own.
+//! * [`Chat`]: asynchat's channel: a `Stream` of frames read from any
+//!   `AsyncRead + AsyncWrite`, and a `Sink` of [`Producer`]s, the output
+//!   FIFO, written without copying.
+//! * [`Error`]: what can go wrong, in one enum.
+//!
+//! # Differences from asynchat
+//!
+//! * `Length(0)` ends a message at once with an empty body; asynchat reads
+//!   0 as "no terminator", which hangs on `Content-Length: 0`.
+//! * At the end of input, bytes no terminator followed come out as
+//!   [`Frame::Partial`] instead of vanishing.
+//! * Whole-frame mode has a limit ([`DEFAULT_MAX_FRAME_LENGTH`]); asynchat
+//!   buffers without end.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -18,3 +72,8 @@ pub use error::Error;
 pub use frame::Frame;
 pub use producer::Producer;
 pub use terminator::{find_prefix_at_end, Terminator};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
