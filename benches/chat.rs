@@ -1,1 +1,249 @@
-fn main() {}
+//! `Chat` over loopback TCP against what a user would write instead with
+//! tokio and tokio-util: `tokio::io::copy`, `Framed<_, BytesCodec>` and a
+//! `Framed<_, LinesCodec>` echo server.
+//!
+//! One criterion group per row of the targets table (issue 6), contenders
+//! side by side. Each bench runs on one tokio runtime with two workers; the
+//! peer (a drain that reads with a 1 MiB buffer, or the echo client) is the
+//! same code for every contender. The clock is the wall clock, and only the
+//! transfer itself is timed: connecting and accepting are not.
+//!
+//! `scripts/bench-table.sh` turns the results into the ratio table.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use asynchat::{Chat, Frame, Producer};
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_util::codec::{BytesCodec, Framed, LinesCodec};
+
+/// Bytes moved per iteration of the bulk rows (the issue's 1 GiB, in
+/// pieces criterion can repeat: a run moves several GiB per contender).
+const BULK: u64 = 128 << 20;
+
+/// The size of the `Bytes` pushed in the push row.
+const PIECE: usize = 64 * 1024;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A connected pair over loopback: (the bench's end, the peer's end).
+async fn connect(listener: &TcpListener) -> (TcpStream, TcpStream) {
+    let address = listener.local_addr().unwrap();
+    let (ours, theirs) = tokio::join!(TcpStream::connect(address), listener.accept());
+    (ours.unwrap(), theirs.unwrap().0)
+}
+
+/// The peer of the bulk rows: reads with a 1 MiB buffer until end of input
+/// and returns how many bytes came.
+fn drain(mut stream: TcpStream) -> JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut buffer = vec![0; 1 << 20];
+        let mut total = 0;
+        loop {
+            match stream.read(&mut buffer).await.unwrap() {
+                0 => return total,
+                read => total += read as u64,
+            }
+        }
+    })
+}
+
+/// The source of the reader row: `BULK` bytes from memory, no IO.
+fn source() -> impl AsyncRead + Send + Unpin + 'static {
+    tokio::io::repeat(b'x').take(BULK)
+}
+
+/// Times `iterations` transfers of `BULK` bytes by `send` over fresh
+/// connections; connecting is not timed, the drain's end is.
+fn time_bulk<F, Fut>(
+    runtime: &Runtime,
+    listener: &TcpListener,
+    iterations: u64,
+    send: F,
+) -> Duration
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    runtime.block_on(async {
+        let mut elapsed = Duration::ZERO;
+        for _ in 0..iterations {
+            let (ours, theirs) = connect(listener).await;
+            let start = Instant::now();
+            let drained = drain(theirs);
+            send(ours).await;
+            assert_eq!(drained.await.unwrap(), BULK);
+            elapsed += start.elapsed();
+        }
+        elapsed
+    })
+}
+
+fn bulk_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Bytes(BULK));
+    group
+}
+
+/// Row 6: a reader's bytes to the socket: `Producer::from_reader` through a
+/// `Chat`, against `tokio::io::copy`.
+fn from_reader(c: &mut Criterion) {
+    let runtime = runtime();
+    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let mut group = bulk_group(c, "reader_tcp");
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iterations| {
+            time_bulk(&runtime, &listener, iterations, |stream| async move {
+                let mut chat = Chat::new(stream, "\n");
+                chat.push_with_producer(Producer::from_reader(source()));
+                // Close-when-done: everything queued, then the write side shut.
+                chat.close().await.unwrap();
+            })
+        })
+    });
+    group.bench_function("tokio_io_copy", |b| {
+        b.iter_custom(|iterations| {
+            time_bulk(&runtime, &listener, iterations, |mut stream| async move {
+                let copied = tokio::io::copy(&mut source(), &mut stream).await.unwrap();
+                assert_eq!(copied, BULK);
+                stream.shutdown().await.unwrap();
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Row 7: 64 KiB `Bytes` to the socket: pushed on a `Chat` (no copy into a
+/// write buffer), against `send` on a `Framed<_, BytesCodec>` (copied into
+/// its write buffer).
+fn push_bytes(c: &mut Criterion) {
+    let runtime = runtime();
+    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let piece = Bytes::from(vec![b'x'; PIECE]);
+    let pieces = BULK as usize / PIECE;
+    let mut group = bulk_group(c, "push_tcp");
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iterations| {
+            time_bulk(&runtime, &listener, iterations, |stream| {
+                let piece = piece.clone();
+                async move {
+                    let mut chat = Chat::new(stream, "\n");
+                    for _ in 0..pieces {
+                        chat.push(piece.clone());
+                    }
+                    chat.close().await.unwrap();
+                }
+            })
+        })
+    });
+    group.bench_function("Framed_BytesCodec", |b| {
+        b.iter_custom(|iterations| {
+            time_bulk(&runtime, &listener, iterations, |stream| {
+                let piece = piece.clone();
+                async move {
+                    let mut framed = Framed::new(stream, BytesCodec::new());
+                    for _ in 0..pieces {
+                        framed.send(piece.clone()).await.unwrap();
+                    }
+                    SinkExt::<Bytes>::close(&mut framed).await.unwrap();
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+/// The request of the echo row, newline included.
+const REQUEST: &[u8] = b"PING the quick brown fox jumps over the lazy dog\n";
+
+/// Times `iterations` round trips of the echo client: write a line, read the
+/// reply line.
+fn time_round_trips(
+    runtime: &Runtime,
+    client: &mut BufReader<TcpStream>,
+    reply: &mut Vec<u8>,
+    iterations: u64,
+) -> Duration {
+    runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            client.get_mut().write_all(REQUEST).await.unwrap();
+            reply.clear();
+            client.read_until(b'\n', reply).await.unwrap();
+            assert_eq!(&reply[..], REQUEST);
+        }
+        black_box(&reply);
+        start.elapsed()
+    })
+}
+
+/// Row 8: line echo round trips over loopback, one client: a `Chat` server
+/// against a `Framed<_, LinesCodec>` server.
+fn echo(c: &mut Criterion) {
+    let runtime = runtime();
+    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let mut group = c.benchmark_group("echo_tcp");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(30)
+        .throughput(Throughput::Elements(1));
+
+    let (client, server) = runtime.block_on(connect(&listener));
+    client.set_nodelay(true).unwrap();
+    let mut client = BufReader::new(client);
+    let mut reply = Vec::new();
+    let chat_server = runtime.spawn(async move {
+        let mut chat = Chat::new(server, "\n");
+        while let Some(frame) = chat.next().await {
+            if let Frame::Complete(line) = frame.unwrap() {
+                chat.push(line);
+                chat.push("\n");
+            }
+        }
+    });
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iterations| time_round_trips(&runtime, &mut client, &mut reply, iterations))
+    });
+    drop(client);
+    runtime.block_on(chat_server).unwrap();
+
+    let (client, server) = runtime.block_on(connect(&listener));
+    client.set_nodelay(true).unwrap();
+    let mut client = BufReader::new(client);
+    let framed_server = runtime.spawn(async move {
+        let mut framed = Framed::new(server, LinesCodec::new());
+        while let Some(line) = framed.next().await {
+            framed.send(line.unwrap()).await.unwrap();
+        }
+    });
+    group.bench_function("Framed_LinesCodec", |b| {
+        b.iter_custom(|iterations| time_round_trips(&runtime, &mut client, &mut reply, iterations))
+    });
+    drop(client);
+    runtime.block_on(framed_server).unwrap();
+    group.finish();
+}
+
+criterion_group!(benches, from_reader, push_bytes, echo);
+criterion_main!(benches);
