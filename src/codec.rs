@@ -110,6 +110,10 @@ enum State {
 
 /// A delimiter's search, built once: `memchr` for one byte, a `memmem`
 /// finder for more.
+///
+/// A codec holds one, inline: boxing the finder would put a pointer chase in
+/// front of every search to save bytes nobody has many copies of.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Searcher {
     Byte(u8),
