@@ -11,11 +11,12 @@ use std::{
     collections::VecDeque,
     io::{self, IoSlice},
     pin::Pin,
-    task::{ready, Context, Poll},
+    sync::Arc,
+    task::{ready, Context, Poll, Wake, Waker},
 };
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::{Sink, Stream};
+use futures::{task::AtomicWaker, Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::{codec::Decoder, io::poll_read_buf};
 
@@ -87,7 +88,15 @@ const COALESCE_BELOW: usize = 4 * 1024;
 ///
 /// A `Chat` is both a `Stream` and a `Sink`, so
 /// [`StreamExt::split`](futures::StreamExt::split) gives a reading half and a
-/// writing half for two tasks; each half moves the other's work when polled.
+/// writing half for two tasks; each half moves the other's work when polled,
+/// and wakes the other when it finished that work.
+///
+/// # Errors
+///
+/// An IO error or a producer's error ends the channel: it is handed to the
+/// half that met it, queued output is dropped, the stream ends and the sink
+/// refuses more with [`Error::Closed`]. A producer's error comes after what
+/// was queued before that producer, and what it yielded, has been written.
 pub struct Chat<T> {
     io: T,
     codec: TerminatorCodec,
@@ -99,6 +108,51 @@ pub struct Chat<T> {
     phase: Phase,
     /// An error to hand out at the next poll: a push refused after close.
     deferred_error: Option<Error>,
+    /// The tasks waiting on output, and the waker output is polled with,
+    /// which wakes them all.
+    output_wakers: Arc<OutputWakers>,
+    output_waker: Waker,
+}
+
+/// The half of the `Chat` being polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Stream,
+    Sink,
+}
+
+/// The tasks waiting for output to move: the one polling the `Stream` and the
+/// one polling the `Sink`, two tasks once the `Chat` is split.
+///
+/// The IO's write readiness and a pending producer keep only the waker they
+/// were last polled with. Polled with a task's own waker, the half that
+/// polled last would take the wake-up from the other: a writing task would
+/// sleep on a flush the reading task completed. Output is therefore polled
+/// with a waker that wakes both.
+#[derive(Debug, Default)]
+struct OutputWakers {
+    stream: AtomicWaker,
+    sink: AtomicWaker,
+}
+
+impl OutputWakers {
+    fn slot(&self, side: Side) -> &AtomicWaker {
+        match side {
+            Side::Stream => &self.stream,
+            Side::Sink => &self.sink,
+        }
+    }
+}
+
+impl Wake for OutputWakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.stream.wake();
+        self.sink.wake();
+    }
 }
 
 /// The life of the connection, as far as the `Chat` is concerned.
@@ -126,13 +180,18 @@ struct Output {
     /// Bytes in `pieces` alone: drawing stops once it reaches
     /// `out_buffer_size`, which bounds the memory a long producer costs.
     piece_bytes: usize,
-    /// Close-when-done ran to its end: the write side is shut down.
-    shut_down: bool,
+    /// No more output: close-when-done shut the write side down, or an
+    /// error ended the channel.
+    closed: bool,
+    /// An error ended the channel: flushing is an error from now on.
+    failed: bool,
+    /// A producer's error, handed out once what came before it is written.
+    producer_error: Option<io::Error>,
 }
 
 impl Output {
     fn is_closing(&self) -> bool {
-        self.shut_down || self.fifo.back().is_some_and(Producer::is_close)
+        self.closed || self.fifo.back().is_some_and(Producer::is_close)
     }
 
     fn enqueue(&mut self, producer: Producer) {
@@ -145,12 +204,13 @@ impl Output {
         self.pieces.clear();
         self.queued_bytes = 0;
         self.piece_bytes = 0;
+        self.producer_error = None;
     }
 
     /// Draws pieces from the front producers until `out_buffer_size` bytes
-    /// wait or a producer is pending.
-    fn fill(&mut self, cx: &mut Context<'_>, out_buffer_size: usize) -> Result<(), Error> {
-        while self.piece_bytes < out_buffer_size {
+    /// wait, a producer is pending or a producer failed.
+    fn fill(&mut self, cx: &mut Context<'_>, out_buffer_size: usize) {
+        while self.producer_error.is_none() && self.piece_bytes < out_buffer_size {
             let Some(producer) = self.fifo.front_mut() else {
                 break;
             };
@@ -166,14 +226,15 @@ impl Output {
                     self.piece_bytes += piece.len();
                     self.pieces.push_back(piece);
                 }
-                Poll::Ready(Some(Err(error))) => return Err(Error::Producer(error)),
+                // Kept until the pieces drawn before it are written: the
+                // peer gets everything up to the failure, in order.
+                Poll::Ready(Some(Err(error))) => self.producer_error = Some(error),
                 Poll::Ready(None) => {
                     self.fifo.pop_front();
                 }
                 Poll::Pending => break,
             }
         }
-        Ok(())
     }
 
     /// Forgets the first `written` bytes of `pieces`.
@@ -245,6 +306,7 @@ where
     /// assert!(chat.codec().is_streaming());
     /// ```
     pub fn with_codec(io: T, codec: TerminatorCodec) -> Self {
+        let output_wakers = Arc::new(OutputWakers::default());
         Chat {
             io,
             codec,
@@ -255,6 +317,8 @@ where
             output: Output::default(),
             phase: Phase::Reading,
             deferred_error: None,
+            output_wakers: Arc::clone(&output_wakers),
+            output_waker: Waker::from(output_wakers),
         }
     }
 }
@@ -439,6 +503,26 @@ impl<T> Chat<T> {
         self.out_buffer_size = size.max(1);
     }
 
+    /// The output bytes the `Chat` holds and has not written yet: those of
+    /// byte producers in the FIFO, and the pieces already drawn from
+    /// iterators, streams and readers. What the latter have not yielded yet
+    /// is not counted: the `Chat` does not hold it. A long reader therefore
+    /// shows at most about two [`out_buffer_size`](Self::out_buffer_size)
+    /// here, however long it is. This is what [`Sink::poll_ready`] weighs
+    /// for backpressure.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\n");
+    /// chat.push("hello\n");
+    /// assert_eq!(chat.queued_output_len(), 6);
+    /// ```
+    pub fn queued_output_len(&self) -> usize {
+        self.output.queued_bytes
+    }
+
     /// The codec.
     ///
     /// ```
@@ -510,15 +594,40 @@ impl<T> Chat<T>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    /// Moves queued output for the task polling `side`: see
+    /// [`poll_output`](Self::poll_output). An error ends the channel; the
+    /// end of output, by close or error, wakes the other half.
+    fn poll_send(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        self.output_wakers.slot(side).register(cx.waker());
+        let was_closed = self.output.closed;
+        let waker = self.output_waker.clone();
+        let result = self.poll_output(&mut Context::from_waker(&waker));
+        if let Poll::Ready(Err(_)) = result {
+            self.end();
+        }
+        if self.output.closed && !was_closed {
+            // A reading half ends its stream; a writing half learns of it.
+            let other = match side {
+                Side::Stream => Side::Sink,
+                Side::Sink => Side::Stream,
+            };
+            self.output_wakers.slot(other).wake();
+        }
+        result
+    }
+
     /// Writes queued output until it is all written and flushed (and, past
     /// a close marker, the write side shut down), or the IO or a producer
     /// is pending.
-    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if self.output.shut_down {
+            if self.output.failed {
+                return Poll::Ready(Err(Error::Closed));
+            }
+            if self.output.closed {
                 return Poll::Ready(Ok(()));
             }
-            self.output.fill(cx, self.out_buffer_size)?;
+            self.output.fill(cx, self.out_buffer_size);
             if !self.output.pieces.is_empty() {
                 let written = ready!(self.poll_write_pieces(cx))?;
                 if written == 0 {
@@ -529,12 +638,15 @@ where
             }
             // Nothing left to write for now: let it reach the peer.
             ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            if let Some(error) = self.output.producer_error.take() {
+                return Poll::Ready(Err(Error::Producer(error)));
+            }
             match self.output.fifo.front() {
                 None => return Poll::Ready(Ok(())),
                 Some(producer) if producer.is_close() => {
                     ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
                     self.output.clear();
-                    self.output.shut_down = true;
+                    self.output.closed = true;
                     return Poll::Ready(Ok(()));
                 }
                 // A producer is pending; it woke us when it has more.
@@ -590,7 +702,7 @@ where
                     return match self.codec.decode_eof(&mut self.read_buffer) {
                         Ok(None) => {
                             // Replies to the last requests still go out.
-                            ready!(self.poll_send(cx))?;
+                            ready!(self.poll_send(cx, Side::Stream))?;
                             self.phase = Phase::Finished;
                             Poll::Ready(None)
                         }
@@ -617,10 +729,23 @@ where
         }
     }
 
-    /// Hands out an error that ends the channel.
+    /// Hands out, through the stream, an error that ends the channel.
     fn fail<I>(&mut self, error: Error) -> Poll<Option<Result<I, Error>>> {
-        self.phase = Phase::Finished;
+        if !self.output.closed {
+            // A writing half waiting on output learns that it is over.
+            self.output_wakers.sink.wake();
+        }
+        self.end();
         Poll::Ready(Some(Err(error)))
+    }
+
+    /// An error ended the channel: no more input, queued output dropped,
+    /// more refused.
+    fn end(&mut self) {
+        self.phase = Phase::Finished;
+        self.output.clear();
+        self.output.closed = true;
+        self.output.failed = true;
     }
 }
 
@@ -639,9 +764,9 @@ where
         if this.phase == Phase::Finished {
             return Poll::Ready(None);
         }
-        match this.poll_send(cx) {
+        match this.poll_send(cx, Side::Stream) {
             Poll::Ready(Err(error)) => return this.fail(error),
-            Poll::Ready(Ok(())) if this.output.shut_down => {
+            Poll::Ready(Ok(())) if this.output.closed => {
                 this.phase = Phase::Finished;
                 return Poll::Ready(None);
             }
@@ -668,30 +793,33 @@ where
             return Poll::Ready(Err(error));
         }
         if this.output.queued_bytes >= this.out_buffer_size {
-            ready!(this.poll_send(cx))?;
+            ready!(this.poll_send(cx, Side::Sink))?;
         }
         Poll::Ready(Ok(()))
     }
 
-    /// Queues the producer; [`Error::Closed`] after close-when-done.
+    /// Queues the producer; [`Error::Closed`] after close-when-done or an
+    /// error.
     fn start_send(self: Pin<&mut Self>, producer: Producer) -> Result<(), Error> {
         self.get_mut().try_enqueue(producer)
     }
 
     /// Writes everything queued, up to and including a close marker.
+    /// [`Error::Closed`] once an error ended the channel.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if let Some(error) = this.deferred_error.take() {
             return Poll::Ready(Err(error));
         }
-        this.poll_send(cx)
+        this.poll_send(cx, Side::Sink)
     }
 
     /// Close-when-done: everything queued, then the write side shut down.
+    /// [`Error::Closed`] once an error ended the channel.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         this.close_when_done();
-        this.poll_send(cx)
+        this.poll_send(cx, Side::Sink)
     }
 }
 

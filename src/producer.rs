@@ -50,9 +50,11 @@ enum Source {
 }
 
 impl Producer {
-    /// Bytes written in pieces of at most `buffer_size`: asynchat's
-    /// `simple_producer(data, buffer_size)`. Useful to pace output or to
-    /// exercise a peer's reassembly; a `buffer_size` of 0 counts as 1.
+    /// Bytes drawn in pieces of at most `buffer_size` (0 counts as 1):
+    /// asynchat's `simple_producer(data, buffer_size)`. The pieces bound what
+    /// the `Chat` draws at a time, not the writes: short pieces waiting in a
+    /// row still leave in one write, as all short pieces do (asynchat sent
+    /// one piece per write).
     ///
     /// ```
     /// use asynchat::Producer;
