@@ -381,7 +381,7 @@ async fn finish(mut chat: Chat<TcpStream>) -> Result<(), Error> {
     let mut sink = [0; 4096];
     let mut drained = 0;
     let _ = timeout(Duration::from_secs(2), async {
-        while drained < 1 << 20 {
+        while drained < 16 << 20 {
             match stream.read(&mut sink).await {
                 Ok(0) | Err(_) => break,
                 Ok(read) => drained += read,

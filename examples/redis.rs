@@ -1,0 +1,874 @@
+//! A Redis-protocol (RESP2) server on `Chat`: enough of Redis for
+//! `redis-cli` and `redis-benchmark`.
+//!
+//! ```text
+//! cargo run --release --example redis -- [PORT] [--threads N] [--max-bulk BYTES]
+//! redis-cli -p 6379 set greeting hello
+//! redis-benchmark -p 6379 -q -t set,get -n 100000 -P 16 -c 50
+//! ```
+//!
+//! The port is the first argument, else `$PORT`, else 6379 (0 picks a free
+//! one; the address is printed). `--threads` sets the runtime's worker
+//! threads (default: one per CPU), `--max-bulk` the longest bulk string
+//! accepted (default 512 MiB, as Redis's `proto-max-bulk-len`).
+//!
+//! Commands: `PING [msg]`, `ECHO msg`, `SET key value [NX|XX] [EX s|PX ms|KEEPTTL]`,
+//! `GET`, `DEL key...`, `EXISTS key...`, `INCR`, `DECR`, `INCRBY`, `DECRBY`,
+//! `DBSIZE`, `FLUSHALL`, `SELECT 0`, `QUIT`, and of `COMMAND` and
+//! `CONFIG GET` what the clients ask for at start (an empty array; `save`
+//! and `appendonly` as a server that saves nothing).
+//!
+//! # Framing with a `Chat`
+//!
+//! The channel switches terminators as RESP goes: a line by `\r\n` (`*3`,
+//! `$5`, or an inline command such as `PING` typed in telnet), then a bulk
+//! string by its count, `Terminator::Length(n + 2)` (its `\r\n` included),
+//! then `\r\n` again. The codec is in streaming mode, so nothing is buffered
+//! past the limits set here: a line may be at most 64 KiB, a bulk string at
+//! most `--max-bulk`, and a bulk length over that is refused before any of it
+//! is read. When a line or a bulk string is whole in one read (nearly always)
+//! it comes out as one `Frame::Complete`, a slice of the read buffer: the
+//! arguments of a command are `Bytes` that were never copied.
+//!
+//! Malformed input (a bad `*` or `$` length, a negative or garbage one, a
+//! missing `$`, a line over the limit) gets `-ERR Protocol error: ...` and
+//! the connection is closed once the reply is sent, as Redis does; an unknown
+//! command or a wrong argument gets `-ERR ...` and the connection goes on.
+//!
+//! # Pipelining
+//!
+//! Replies are written into one `BytesMut` while frames are at hand; only
+//! when the `Chat` has no whole frame left and would wait for the socket is
+//! the batch pushed (one `Bytes`, one write for a whole pipeline). Large
+//! values go out as the stored `Bytes`, not copied, and a batch past 64 KiB
+//! is handed over with `SinkExt::feed`, which waits while the `Chat` has
+//! that much queued: a client that pipelines without reading stalls instead
+//! of growing the server's memory.
+//!
+//! # The store
+//!
+//! A map from key to value in 16 shards, each behind a `std::sync::Mutex`;
+//! expiry is checked on access (and by `DBSIZE`). Values shorter than 16 KiB
+//! are copied into an allocation of their own when stored: a slice of the
+//! read buffer would keep the whole buffer alive for as long as the key.
+
+use std::{
+    collections::HashMap,
+    future::poll_fn,
+    io,
+    sync::{Arc, Mutex, MutexGuard},
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use asynchat::{Chat, Error, Frame, Producer, Terminator, TerminatorCodec};
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use tokio::{
+    io::AsyncReadExt,
+    net::{TcpListener, TcpStream},
+    time::timeout,
+};
+
+/// The port when neither the command line nor `$PORT` gives one.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// The limits of the protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// The longest bulk string (Redis's `proto-max-bulk-len`, 512 MiB).
+    pub max_bulk: u64,
+    /// The longest line: an inline command, or a `*` or `$` header
+    /// (Redis's `PROTO_INLINE_MAX_SIZE`, 64 KiB).
+    pub max_line: usize,
+    /// The most arguments of one command (Redis's 1024 * 1024).
+    pub max_args: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_bulk: 512 * 1024 * 1024,
+            max_line: 64 * 1024,
+            max_args: 1024 * 1024,
+        }
+    }
+}
+
+/// Values at least this long are stored as the frame's `Bytes` and sent
+/// as their own piece; shorter ones are copied.
+const BIG_VALUE: usize = 16 * 1024;
+
+/// Replies gathered past this many bytes are handed to the `Chat` at once.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Serves `listener` forever with the default [`Config`] and an empty store.
+pub async fn serve(listener: TcpListener) -> io::Result<()> {
+    serve_with(listener, Config::default(), Arc::new(Db::new())).await
+}
+
+/// Serves `listener` forever, one task per connection, all sharing `db`.
+pub async fn serve_with(listener: TcpListener, config: Config, db: Arc<Db>) -> io::Result<()> {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                eprintln!("accept: {error}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let db = db.clone();
+        tokio::spawn(async move {
+            if let Err(error) = handle_connection(stream, config, &db).await {
+                if !matches!(&error, Error::Io(e) if e.kind() == io::ErrorKind::ConnectionReset) {
+                    eprintln!("connection: {error}");
+                }
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The store.
+
+/// The key space: shards of a map, expiry checked on access.
+pub struct Db {
+    shards: Box<[Mutex<HashMap<Bytes, Entry>>]>,
+}
+
+struct Entry {
+    value: Bytes,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn is_expired(&self, now: &mut Option<Instant>) -> bool {
+        match self.expires_at {
+            None => false,
+            Some(at) => at <= *now.get_or_insert_with(Instant::now),
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+
+impl Default for Db {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Db {
+    /// An empty store.
+    pub fn new() -> Self {
+        Db {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The shard of `key`, locked. The shard is picked by FNV-1a, cheap and
+    /// good enough to spread keys; each shard's map keeps std's keyed hash.
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, HashMap<Bytes, Entry>> {
+        let mut hash: u32 = 0x811c_9dc5;
+        for &byte in key {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        lock(&self.shards[hash as usize % SHARDS])
+    }
+
+    /// The live entry of `key`, removing it first if it expired.
+    fn live<'m>(map: &'m mut HashMap<Bytes, Entry>, key: &[u8]) -> Option<&'m mut Entry> {
+        let mut now = None;
+        if map.get(key)?.is_expired(&mut now) {
+            map.remove(key);
+            return None;
+        }
+        map.get_mut(key)
+    }
+
+    /// The number of live keys; expired ones are dropped on the way.
+    pub fn len(&self) -> usize {
+        let mut now = None;
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut map = lock(shard);
+                map.retain(|_, entry| !entry.is_expired(&mut now));
+                map.len()
+            })
+            .sum()
+    }
+
+    /// Whether there are no live keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn clear(&self) {
+        for shard in self.shards.iter() {
+            lock(shard).clear();
+        }
+    }
+}
+
+/// A poisoned shard is still a consistent map: each command changes it in
+/// one step.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A value to keep: copied unless long (see [`BIG_VALUE`]).
+fn owned(value: &Bytes) -> Bytes {
+    if value.len() < BIG_VALUE {
+        Bytes::copy_from_slice(value)
+    } else {
+        value.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Replies.
+
+/// The replies of a batch: small ones written into `buffer`, large values
+/// kept as their own `Bytes` in order in `pieces`.
+#[derive(Default)]
+struct Replies {
+    pieces: Vec<Bytes>,
+    buffer: BytesMut,
+    length: usize,
+}
+
+impl Replies {
+    fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+        self.length += bytes.len();
+    }
+
+    fn simple(&mut self, text: &[u8]) {
+        self.put(text);
+    }
+
+    fn error(&mut self, message: &str) {
+        self.put(b"-");
+        self.put(message.as_bytes());
+        self.put(b"\r\n");
+    }
+
+    fn number(&mut self, prefix: u8, value: i64) {
+        let mut digits = [0u8; 20];
+        let text = format_i64(value, &mut digits);
+        self.put(&[prefix]);
+        self.put(text);
+        self.put(b"\r\n");
+    }
+
+    fn integer(&mut self, value: i64) {
+        self.number(b':', value);
+    }
+
+    fn nil(&mut self) {
+        self.put(b"$-1\r\n");
+    }
+
+    fn bulk(&mut self, value: &[u8]) {
+        self.number(b'$', value.len() as i64);
+        self.put(value);
+        self.put(b"\r\n");
+    }
+
+    /// A bulk string of a stored value: large values are not copied.
+    fn bulk_bytes(&mut self, value: &Bytes) {
+        if value.len() < BIG_VALUE {
+            return self.bulk(value);
+        }
+        self.number(b'$', value.len() as i64);
+        if !self.buffer.is_empty() {
+            self.pieces.push(self.buffer.split().freeze());
+        }
+        self.pieces.push(value.clone());
+        self.length += value.len();
+        self.put(b"\r\n");
+    }
+
+    /// Everything gathered, in order, leaving the buffer's spare room for
+    /// the next batch.
+    fn take(&mut self) -> impl Iterator<Item = Bytes> + '_ {
+        if !self.buffer.is_empty() {
+            self.pieces.push(self.buffer.split().freeze());
+        }
+        self.length = 0;
+        self.pieces.drain(..)
+    }
+}
+
+/// `value` in decimal, in `buffer`.
+fn format_i64(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut n = value.unsigned_abs();
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    &buffer[start..]
+}
+
+/// Redis's `string2ll`: an optional `-`, then digits without a leading zero
+/// (unless the number is 0), fitting an `i64`; nothing else.
+fn parse_i64(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!negative).then_some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(byte - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
+}
+
+// ---------------------------------------------------------------------------
+// The connection.
+
+/// Where the parser is within a command.
+enum State {
+    /// Expecting a `*` header or an inline command.
+    Command,
+    /// Expecting a `$` header; `remaining` arguments to go.
+    BulkHeader { remaining: u64 },
+    /// Expecting the bulk string itself, `length` bytes and `\r\n`.
+    Bulk { remaining: u64, length: usize },
+}
+
+/// What a command asks of the connection after its reply.
+#[derive(PartialEq, Eq)]
+enum After {
+    Continue,
+    Close,
+}
+
+/// The next frame. When no whole frame is left in the `Chat` (it would wait
+/// for the socket), the replies gathered so far are pushed first, so that a
+/// pipeline's replies leave in one write.
+async fn next_frame(
+    chat: &mut Chat<TcpStream>,
+    replies: &mut Replies,
+) -> Option<Result<Frame, Error>> {
+    poll_fn(|cx| match chat.poll_next_unpin(cx) {
+        Poll::Pending if !replies.is_empty() => {
+            for piece in replies.take() {
+                chat.push(piece);
+            }
+            chat.poll_next_unpin(cx)
+        }
+        other => other,
+    })
+    .await
+}
+
+/// A message of a line or a bulk string, put together from the pieces a
+/// streaming codec hands out when it spans reads. Usually it does not: the
+/// frame is `Complete` at once and passes through without a copy.
+#[derive(Default)]
+struct Assembler {
+    pending: BytesMut,
+}
+
+impl Assembler {
+    /// `Some(message)` when the frame completes it; `Err` past `limit`.
+    fn feed(&mut self, frame: Frame, limit: u64) -> Result<Option<Bytes>, ()> {
+        let (data, complete) = match frame {
+            Frame::Complete(data) => (data, true),
+            Frame::Partial(data) => (data, false),
+        };
+        if complete && self.pending.is_empty() {
+            return if data.len() as u64 > limit {
+                Err(())
+            } else {
+                Ok(Some(data))
+            };
+        }
+        if (self.pending.len() + data.len()) as u64 > limit {
+            return Err(());
+        }
+        self.pending.extend_from_slice(&data);
+        Ok(complete.then(|| self.pending.split().freeze()))
+    }
+}
+
+async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result<(), Error> {
+    let _ = stream.set_nodelay(true);
+    let mut chat = Chat::with_codec(stream, TerminatorCodec::streaming("\r\n"));
+    let crlf = chat.terminator().clone();
+    let mut replies = Replies::default();
+    let mut assembler = Assembler::default();
+    let mut state = State::Command;
+    let mut args: Vec<Bytes> = Vec::new();
+
+    while let Some(frame) = next_frame(&mut chat, &mut replies).await {
+        let frame = frame?;
+        let limit = match state {
+            State::Bulk { length, .. } => length as u64 + 2,
+            _ => config.max_line as u64,
+        };
+        let Ok(message) = assembler.feed(frame, limit) else {
+            // Only a line can pass its limit: a bulk string has its count.
+            let what = match state {
+                State::Command => "too big inline request",
+                _ => "too big mbulk count string",
+            };
+            return protocol_error(chat, replies, what).await;
+        };
+        let Some(message) = message else { continue };
+
+        match state {
+            State::Command => {
+                if let Some(count) = message.strip_prefix(b"*") {
+                    match parse_i64(count) {
+                        Some(count) if count <= 0 => {} // Redis ignores `*0` and `*-1`
+                        Some(count) if count as u64 <= config.max_args => {
+                            args.clear();
+                            args.reserve(count.min(1024) as usize);
+                            state = State::BulkHeader {
+                                remaining: count as u64,
+                            };
+                        }
+                        _ => {
+                            return protocol_error(chat, replies, "invalid multibulk length").await
+                        }
+                    }
+                    continue;
+                }
+                // An inline command: words split by spaces.
+                args.clear();
+                args.extend(
+                    message
+                        .split(|&b| b == b' ' || b == b'\t')
+                        .filter(|word| !word.is_empty())
+                        .map(|word| message.slice_ref(word)),
+                );
+                if args.is_empty() {
+                    continue;
+                }
+            }
+            State::BulkHeader { remaining } => {
+                let Some(length) = message.strip_prefix(b"$") else {
+                    let got = message.first().map_or(String::new(), |&b| printable(&[b]));
+                    let error = format!("expected '$', got '{got}'");
+                    return protocol_error(chat, replies, &error).await;
+                };
+                match parse_i64(length) {
+                    Some(length) if length >= 0 && length as u64 <= config.max_bulk => {
+                        chat.set_terminator(Terminator::Length(length as u64 + 2));
+                        state = State::Bulk {
+                            remaining,
+                            length: length as usize,
+                        };
+                    }
+                    _ => return protocol_error(chat, replies, "invalid bulk length").await,
+                }
+                continue;
+            }
+            State::Bulk { remaining, length } => {
+                if &message[length..] != b"\r\n" {
+                    return protocol_error(chat, replies, "expected CRLF after bulk string").await;
+                }
+                args.push(message.slice(..length));
+                chat.set_terminator(crlf.clone());
+                if remaining > 1 {
+                    state = State::BulkHeader {
+                        remaining: remaining - 1,
+                    };
+                    continue;
+                }
+                state = State::Command;
+            }
+        }
+
+        let after = execute(&args, db, &mut replies);
+        args.clear();
+        if after == After::Close {
+            return close(chat, replies).await;
+        }
+        if replies.length >= FLUSH_AT {
+            // Waits while the Chat has a full output buffer queued.
+            for piece in replies.take() {
+                chat.feed(Producer::from(piece)).await?;
+            }
+        }
+    }
+    // The input ended: the replies to its last commands still go out.
+    if !replies.is_empty() {
+        for piece in replies.take() {
+            chat.push(piece);
+        }
+        chat.flush().await?;
+    }
+    Ok(())
+}
+
+/// Answers a protocol error and closes the connection once it is sent.
+async fn protocol_error(
+    chat: Chat<TcpStream>,
+    mut replies: Replies,
+    message: &str,
+) -> Result<(), Error> {
+    replies.error(&format!("ERR Protocol error: {message}"));
+    close(chat, replies).await
+}
+
+/// Sends the replies gathered, closes the connection, and drains what the
+/// peer still sends for a moment before dropping the socket: closing with
+/// unread input makes the kernel reset the connection, and the reset can
+/// destroy the last reply before the client reads it.
+async fn close(mut chat: Chat<TcpStream>, mut replies: Replies) -> Result<(), Error> {
+    for piece in replies.take() {
+        chat.push(piece);
+    }
+    chat.close_when_done();
+    match timeout(Duration::from_secs(10), chat.flush()).await {
+        Ok(result) => result?,
+        Err(_) => return Ok(()), // the peer does not read: give up on it
+    }
+    let (mut stream, _) = chat.into_parts();
+    let mut sink = [0; 4096];
+    let mut drained = 0;
+    let _ = timeout(Duration::from_secs(2), async {
+        while drained < 16 << 20 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Non-printable bytes as `\xNN`, as Redis shows them in errors; at most 128.
+fn printable(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    for &byte in bytes.iter().take(128) {
+        if byte.is_ascii_graphic() || byte == b' ' {
+            text.push(byte as char);
+        } else {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------
+// Commands.
+
+/// The command name in upper case, or `None` if too long to be one.
+fn command_name(name: &[u8], buffer: &mut [u8; 16]) -> Option<usize> {
+    let buffer = buffer.get_mut(..name.len())?;
+    buffer.copy_from_slice(name);
+    buffer.make_ascii_uppercase();
+    Some(name.len())
+}
+
+fn execute(args: &[Bytes], db: &Db, replies: &mut Replies) -> After {
+    let mut upper = [0u8; 16];
+    let name = match command_name(&args[0], &mut upper) {
+        Some(length) => &upper[..length],
+        None => &[][..],
+    };
+    let arity_ok = match name {
+        b"GET" | b"INCR" | b"DECR" | b"ECHO" | b"SELECT" => args.len() == 2,
+        b"SET" => args.len() >= 3,
+        b"INCRBY" | b"DECRBY" => args.len() == 3,
+        b"DEL" | b"EXISTS" | b"CONFIG" => args.len() >= 2,
+        b"PING" => args.len() <= 2,
+        b"DBSIZE" => args.len() == 1,
+        _ => true,
+    };
+    if !arity_ok {
+        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
+        replies.error(&format!(
+            "ERR wrong number of arguments for '{}' command",
+            printable(name.as_bytes())
+        ));
+        return After::Continue;
+    }
+    match name {
+        b"GET" => {
+            let mut map = db.shard(&args[1]);
+            match Db::live(&mut map, &args[1]) {
+                Some(entry) => replies.bulk_bytes(&entry.value),
+                None => replies.nil(),
+            }
+        }
+        b"SET" => set(args, db, replies),
+        b"DEL" | b"EXISTS" => {
+            let delete = name == b"DEL";
+            let mut count = 0;
+            for key in &args[1..] {
+                let mut map = db.shard(key);
+                if Db::live(&mut map, key).is_some() {
+                    count += 1;
+                    if delete {
+                        map.remove(&key[..]);
+                    }
+                }
+            }
+            replies.integer(count);
+        }
+        b"INCR" => incr_by(&args[1], 1, db, replies),
+        b"DECR" => incr_by(&args[1], -1, db, replies),
+        b"INCRBY" | b"DECRBY" => match parse_i64(&args[2]) {
+            Some(by) if name == b"INCRBY" => incr_by(&args[1], by, db, replies),
+            Some(by) if by != i64::MIN => incr_by(&args[1], -by, db, replies),
+            _ => replies.error("ERR value is not an integer or out of range"),
+        },
+        b"PING" => match args.get(1) {
+            Some(message) => replies.bulk(message),
+            None => replies.simple(b"+PONG\r\n"),
+        },
+        b"ECHO" => replies.bulk(&args[1]),
+        b"DBSIZE" => replies.integer(db.len() as i64),
+        b"FLUSHALL" | b"FLUSHDB" => {
+            db.clear();
+            replies.simple(b"+OK\r\n");
+        }
+        b"SELECT" => match parse_i64(&args[1]) {
+            Some(0) => replies.simple(b"+OK\r\n"),
+            Some(_) => replies.error("ERR DB index is out of range"),
+            None => replies.error("ERR value is not an integer or out of range"),
+        },
+        // What redis-cli asks at start (COMMAND DOCS): nothing to tell.
+        b"COMMAND" => replies.simple(b"*0\r\n"),
+        b"CONFIG" => config(args, replies),
+        b"QUIT" => {
+            replies.simple(b"+OK\r\n");
+            return After::Close;
+        }
+        _ => {
+            let mut message = format!(
+                "ERR unknown command '{}', with args beginning with: ",
+                printable(&args[0])
+            );
+            for arg in &args[1..] {
+                message.push_str(&format!("'{}' ", printable(arg)));
+            }
+            replies.error(&message);
+        }
+    }
+    After::Continue
+}
+
+/// `SET key value [NX|XX] [EX seconds|PX milliseconds|KEEPTTL]`.
+fn set(args: &[Bytes], db: &Db, replies: &mut Replies) {
+    let (mut nx, mut xx, mut keep_ttl) = (false, false, false);
+    let mut ttl: Option<Duration> = None;
+    let mut options = args[3..].iter();
+    while let Some(option) = options.next() {
+        let mut upper = [0u8; 16];
+        let option = match command_name(option, &mut upper) {
+            Some(length) => &upper[..length],
+            None => &[][..],
+        };
+        match option {
+            b"NX" if !xx => nx = true,
+            b"XX" if !nx => xx = true,
+            b"KEEPTTL" if ttl.is_none() => keep_ttl = true,
+            b"EX" | b"PX" if ttl.is_none() && !keep_ttl => {
+                let Some(amount) = options.next() else {
+                    return replies.error("ERR syntax error");
+                };
+                let duration = match parse_i64(amount) {
+                    Some(amount) if amount > 0 && option == b"EX" => {
+                        Duration::from_secs(amount as u64)
+                    }
+                    Some(amount) if amount > 0 => Duration::from_millis(amount as u64),
+                    Some(_) => return replies.error("ERR invalid expire time in 'set' command"),
+                    None => return replies.error("ERR value is not an integer or out of range"),
+                };
+                ttl = Some(duration);
+            }
+            _ => return replies.error("ERR syntax error"),
+        }
+    }
+    let expires_at = match ttl {
+        Some(ttl) => match Instant::now().checked_add(ttl) {
+            Some(at) => Some(at),
+            None => return replies.error("ERR invalid expire time in 'set' command"),
+        },
+        None => None,
+    };
+    let (key, value) = (&args[1], &args[2]);
+    let mut map = db.shard(key);
+    match Db::live(&mut map, key) {
+        Some(_) if nx => return replies.nil(),
+        Some(entry) => {
+            entry.value = owned(value);
+            if !keep_ttl {
+                entry.expires_at = expires_at;
+            }
+        }
+        None if xx => return replies.nil(),
+        None => {
+            let entry = Entry {
+                value: owned(value),
+                expires_at,
+            };
+            map.insert(Bytes::copy_from_slice(key), entry);
+        }
+    }
+    replies.simple(b"+OK\r\n");
+}
+
+/// `INCR`, `DECR`, `INCRBY`, `DECRBY`: the value as an `i64`, moved by `by`.
+/// The key keeps its time to live, as in Redis.
+fn incr_by(key: &Bytes, by: i64, db: &Db, replies: &mut Replies) {
+    let mut map = db.shard(key);
+    let current = match Db::live(&mut map, key) {
+        Some(entry) => match parse_i64(&entry.value) {
+            Some(value) => value,
+            None => return replies.error("ERR value is not an integer or out of range"),
+        },
+        None => 0,
+    };
+    let Some(next) = current.checked_add(by) else {
+        return replies.error("ERR increment or decrement would overflow");
+    };
+    let mut digits = [0u8; 20];
+    let value = Bytes::copy_from_slice(format_i64(next, &mut digits));
+    match Db::live(&mut map, key) {
+        Some(entry) => entry.value = value,
+        None => {
+            let entry = Entry {
+                value,
+                expires_at: None,
+            };
+            map.insert(Bytes::copy_from_slice(key), entry);
+        }
+    }
+    replies.integer(next);
+}
+
+/// `CONFIG GET parameter`: what redis-benchmark and redis-cli look at.
+fn config(args: &[Bytes], replies: &mut Replies) {
+    if !args[1].eq_ignore_ascii_case(b"GET") {
+        return replies.error(&format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            printable(&args[1])
+        ));
+    }
+    let [_, _, parameter] = args else {
+        return replies.error("ERR wrong number of arguments for 'config|get' command");
+    };
+    if parameter.eq_ignore_ascii_case(b"save") {
+        replies.simple(b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    } else if parameter.eq_ignore_ascii_case(b"appendonly") {
+        replies.simple(b"*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    } else {
+        replies.simple(b"*0\r\n");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The command line.
+
+struct Options {
+    port: u16,
+    threads: Option<usize>,
+    config: Config,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut port = None;
+    let mut threads = None;
+    let mut config = Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.into())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline_value
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--threads" => {
+                let text = value("--threads")?;
+                let n: usize = text
+                    .parse()
+                    .map_err(|_| format!("bad --threads {text:?}"))?;
+                threads = Some(n.max(1));
+            }
+            "--max-bulk" => {
+                let text = value("--max-bulk")?;
+                config.max_bulk = text
+                    .parse()
+                    .map_err(|_| format!("bad --max-bulk {text:?}"))?;
+            }
+            _ if port.is_none() && !arg.starts_with('-') => {
+                port = Some(arg.parse().map_err(|_| format!("bad port {arg:?}"))?);
+            }
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    let port = match port {
+        Some(port) => port,
+        None => match std::env::var("PORT") {
+            Ok(value) => value.parse().map_err(|_| format!("bad PORT {value:?}"))?,
+            Err(_) => DEFAULT_PORT,
+        },
+    };
+    Ok(Options {
+        port,
+        threads,
+        config,
+    })
+}
+
+#[allow(dead_code)] // the integration tests include this file as a module
+fn main() -> io::Result<()> {
+    let options = parse_args().unwrap_or_else(|message| {
+        eprintln!("redis: {message}\nusage: redis [PORT] [--threads N] [--max-bulk BYTES]");
+        std::process::exit(2);
+    });
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = options.threads {
+        runtime.worker_threads(threads);
+    }
+    runtime.enable_all().build()?.block_on(async {
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
+        println!("redis listening on {}", listener.local_addr()?);
+        serve_with(listener, options.config, Arc::new(Db::new())).await
+    })
+}
