@@ -443,8 +443,7 @@ impl<T> Chat<T> {
     /// ```
     pub fn discard_buffers(&mut self) {
         self.read_buffer.clear();
-        let terminator = self.codec.terminator().clone();
-        self.codec.set_terminator(terminator);
+        self.codec.restart();
         self.output.clear();
     }
 

@@ -97,13 +97,20 @@ enum State {
     },
     /// Whole-frame mode only: the message passed the limit, the error was
     /// returned, and its bytes are dropped up to and including the delimiter.
-    SkippingDelimited { searcher: Searcher },
+    /// `then` is the terminator of the next message: the same delimiter,
+    /// unless one was set since the error.
+    SkippingDelimited {
+        searcher: Searcher,
+        then: Terminator,
+    },
     /// Framing by a count: `remaining` bytes of the message are still to be
     /// handed out (whole-frame mode hands them out in one go at the end).
     Counted { remaining: u64 },
     /// Whole-frame mode only: a `Length` above the limit; its `remaining`
-    /// bytes are dropped as they arrive.
-    SkippingCounted { remaining: u64 },
+    /// bytes are dropped as they arrive. `then` is the terminator of the
+    /// next message: `None`, as after any `Length`, unless one was set since
+    /// the error.
+    SkippingCounted { remaining: u64, then: Terminator },
     /// No terminator: every byte is data.
     Unframed,
 }
@@ -265,9 +272,11 @@ impl TerminatorCodec {
 
     /// Sets what ends the next message. It applies to the bytes already
     /// buffered and not yet handed out, from the start of the current
-    /// message; a skip of an overlong message in progress ends. Building a
-    /// delimiter's searcher costs an allocation, except when the delimiter
-    /// is the one set before the current `Length` or `None`.
+    /// message. After [`Error::FrameTooLong`] the overlong message is still
+    /// being skipped: the new terminator applies once it is over, so a
+    /// server can set the next terminator as soon as it sees the error.
+    /// Building a delimiter's searcher costs an allocation, except when the
+    /// delimiter is the one set before the current `Length` or `None`.
     ///
     /// ```
     /// use asynchat::{Frame, TerminatorCodec};
@@ -284,7 +293,19 @@ impl TerminatorCodec {
     /// ```
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
         let terminator = terminator.into();
-        if let State::Delimited { searcher, .. } | State::SkippingDelimited { searcher } =
+        match &mut self.state {
+            State::SkippingDelimited { then, .. } | State::SkippingCounted { then, .. } => {
+                *then = terminator.clone();
+                self.terminator = terminator;
+            }
+            _ => self.start(terminator),
+        }
+    }
+
+    /// Starts the next message under `terminator`, from the start of the
+    /// buffer.
+    fn start(&mut self, terminator: Terminator) {
+        if let State::Delimited { searcher, .. } | State::SkippingDelimited { searcher, .. } =
             mem::replace(&mut self.state, State::Unframed)
         {
             self.spare_searcher = Some(searcher);
@@ -306,11 +327,16 @@ impl TerminatorCodec {
         self.terminator = terminator;
     }
 
-    /// A `Length` message is complete: as in asynchat, no terminator until
-    /// the next is set.
-    fn finish_counted(&mut self) {
-        self.terminator = Terminator::None;
-        self.state = State::Unframed;
+    /// Forgets the message under way, as after `discard_buffers`: the
+    /// terminator's search starts afresh. An overlong message being skipped
+    /// is still skipped: the rest of its bytes are on their way.
+    pub(crate) fn restart(&mut self) {
+        if !matches!(
+            self.state,
+            State::SkippingDelimited { .. } | State::SkippingCounted { .. }
+        ) {
+            self.start(self.terminator.clone());
+        }
     }
 
     fn too_long(&self) -> Error {
@@ -348,8 +374,10 @@ impl Decoder for TerminatorCodec {
                             return Ok(None);
                         }
                         buffer.advance(*next_index);
-                        let searcher = searcher.clone();
-                        self.state = State::SkippingDelimited { searcher };
+                        self.state = State::SkippingDelimited {
+                            searcher: searcher.clone(),
+                            then: self.terminator.clone(),
+                        };
                         return Err(self.too_long());
                     };
                     // Found: the message is everything before the delimiter.
@@ -365,15 +393,12 @@ impl Decoder for TerminatorCodec {
                     buffer.advance(delimiter_length);
                     return Ok(Some(Frame::Complete(message)));
                 }
-                State::SkippingDelimited { searcher } => match searcher.find(buffer) {
+                State::SkippingDelimited { searcher, then } => match searcher.find(buffer) {
                     Some(offset) => {
                         // The overlong message ended: carry on with the next.
                         buffer.advance(offset + searcher.delimiter().len());
-                        let searcher = searcher.clone();
-                        self.state = State::Delimited {
-                            searcher,
-                            next_index: 0,
-                        };
+                        let then = mem::take(then);
+                        self.start(then);
                     }
                     None => {
                         let held = searcher.delimiter().len() - 1;
@@ -383,15 +408,18 @@ impl Decoder for TerminatorCodec {
                 },
                 State::Counted { remaining } => {
                     if !self.streaming && *remaining > self.max_frame_length as u64 {
-                        let remaining = *remaining;
-                        self.state = State::SkippingCounted { remaining };
+                        self.state = State::SkippingCounted {
+                            remaining: *remaining,
+                            then: Terminator::None,
+                        };
                         return Err(self.too_long());
                     }
                     let available = buffer.len() as u64;
                     if available >= *remaining {
                         // `remaining <= available`, so it fits in a usize.
                         let message = buffer.split_to(*remaining as usize).freeze();
-                        self.finish_counted();
+                        // As in asynchat: no terminator until the next is set.
+                        self.start(Terminator::None);
                         return Ok(Some(Frame::Complete(message)));
                     }
                     if !self.streaming || available == 0 {
@@ -400,14 +428,15 @@ impl Decoder for TerminatorCodec {
                     *remaining -= available;
                     return Ok(Some(Frame::Partial(buffer.split().freeze())));
                 }
-                State::SkippingCounted { remaining } => {
+                State::SkippingCounted { remaining, then } => {
                     let dropped = (*remaining).min(buffer.len() as u64);
                     buffer.advance(dropped as usize);
                     *remaining -= dropped;
                     if *remaining > 0 {
                         return Ok(None);
                     }
-                    self.finish_counted();
+                    let then = mem::take(then);
+                    self.start(then);
                 }
                 State::Unframed => {
                     if buffer.is_empty() {

@@ -428,6 +428,34 @@ fn a_length_at_the_limit_passes_and_one_over_fails_at_once() {
 }
 
 #[test]
+fn a_terminator_set_after_a_too_long_length_applies_once_the_skip_is_over() {
+    // An HTTP server answers 413 and sets the next head's terminator at once;
+    // the body still arrives and must not be read as the next head.
+    let mut codec = TerminatorCodec::new(30u64).with_max_frame_length(16);
+    let mut buffer = BytesMut::from("0123");
+    assert!(is_too_long(codec.decode(&mut buffer), 16));
+    codec.set_terminator("\r\n\r\n");
+    assert_eq!(codec.terminator(), &Terminator::from("\r\n\r\n"));
+    assert_eq!(codec.decode(&mut buffer).unwrap(), None);
+    buffer.extend_from_slice(b"456789abcdefghijklmnopqrstGET / HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        codec.decode(&mut buffer).unwrap(),
+        complete(b"GET / HTTP/1.1")
+    );
+}
+
+#[test]
+fn a_terminator_set_while_an_overlong_message_is_skipped_applies_after_it() {
+    let mut codec = TerminatorCodec::new("\n").with_max_frame_length(4);
+    let mut buffer = BytesMut::from("0123456");
+    assert!(is_too_long(codec.decode(&mut buffer), 4));
+    codec.set_terminator(3u64);
+    buffer.extend_from_slice(b"78\nabcdef");
+    assert_eq!(codec.decode(&mut buffer).unwrap(), complete(b"abc"));
+    assert_eq!(codec.decode(&mut buffer).unwrap(), partial(b"def"));
+}
+
+#[test]
 fn a_length_over_the_limit_skips_its_bytes_in_one_read() {
     let mut codec = TerminatorCodec::new(5u64).with_max_frame_length(4);
     let mut buffer = BytesMut::from("12345rest");
@@ -502,13 +530,15 @@ fn the_error_is_returned_once_per_overlong_message() {
 }
 
 #[test]
-fn set_terminator_ends_a_skip() {
+fn set_terminator_during_a_skip_waits_for_the_overlong_message_to_end() {
     let mut codec = TerminatorCodec::new("\n").with_max_frame_length(2);
     let mut buffer = BytesMut::from("abcd");
     assert!(is_too_long(codec.decode(&mut buffer), 2));
     codec.set_terminator(";");
     buffer.extend_from_slice(b"e;");
-    assert_eq!(codec.decode(&mut buffer).unwrap(), complete(b"e"));
+    assert_eq!(codec.decode(&mut buffer).unwrap(), None, "still skipping");
+    buffer.extend_from_slice(b"f\ng;");
+    assert_eq!(codec.decode(&mut buffer).unwrap(), complete(b"g"));
 }
 
 #[test]
