@@ -171,14 +171,19 @@ async fn handle_connection(stream: TcpStream, limits: Limits) -> Result<(), Erro
                 if request.expect_continue && length > 0 {
                     chat.push("HTTP/1.1 100 Continue\r\n\r\n");
                 }
+                // The codec's limit applies to a Length too: the body's is
+                // not the head's.
+                set_max_frame_length(&mut chat, limits.max_body as usize);
                 // Length(0) completes at once with an empty frame.
                 chat.set_terminator(Terminator::Length(length));
-                match timeout(limits.idle_timeout, chat.next()).await {
+                let body = match timeout(limits.idle_timeout, chat.next()).await {
                     Ok(Some(Ok(Frame::Complete(body)))) => body,
                     // Closed, or too slow, before the whole body came.
                     Err(_) | Ok(None) | Ok(Some(Ok(Frame::Partial(_)))) => return Ok(()),
                     Ok(Some(Err(error))) => return Err(error),
-                }
+                };
+                set_max_frame_length(&mut chat, limits.max_head);
+                body
             }
         };
         chat.set_terminator("\r\n\r\n");
@@ -189,6 +194,15 @@ async fn handle_connection(stream: TcpStream, limits: Limits) -> Result<(), Erro
             return finish(chat).await;
         }
     }
+}
+
+/// Sets the longest frame the channel's codec buffers. The codec has only a
+/// builder for it, so the codec is taken out, rebuilt and put back (no
+/// allocation: the stand-in has no terminator).
+fn set_max_frame_length(chat: &mut Chat<TcpStream>, max_frame_length: usize) {
+    let codec = chat.codec_mut();
+    let taken = std::mem::replace(codec, TerminatorCodec::new(Terminator::None));
+    *codec = taken.with_max_frame_length(max_frame_length);
 }
 
 /// Parses a request line and its headers. Leading empty lines are skipped,

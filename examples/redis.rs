@@ -13,7 +13,7 @@
 //! accepted (default 512 MiB, as Redis's `proto-max-bulk-len`).
 //!
 //! Commands: `PING [msg]`, `ECHO msg`, `SET key value [NX|XX] [EX s|PX ms|KEEPTTL]`,
-//! `GET`, `DEL key...`, `EXISTS key...`, `INCR`, `DECR`, `INCRBY`, `DECRBY`,
+//! `GET`, `STRLEN`, `DEL key...`, `EXISTS key...`, `INCR`, `DECR`, `INCRBY`, `DECRBY`,
 //! `DBSIZE`, `FLUSHALL`, `SELECT 0`, `QUIT`, and of `COMMAND` and
 //! `CONFIG GET` what the clients ask for at start (an empty array; `save`
 //! and `appendonly` as a server that saves nothing).
@@ -605,7 +605,7 @@ fn execute(args: &[Bytes], db: &Db, replies: &mut Replies) -> After {
         None => &[][..],
     };
     let arity_ok = match name {
-        b"GET" | b"INCR" | b"DECR" | b"ECHO" | b"SELECT" => args.len() == 2,
+        b"GET" | b"STRLEN" | b"INCR" | b"DECR" | b"ECHO" | b"SELECT" => args.len() == 2,
         b"SET" => args.len() >= 3,
         b"INCRBY" | b"DECRBY" => args.len() == 3,
         b"DEL" | b"EXISTS" | b"CONFIG" => args.len() >= 2,
@@ -630,6 +630,11 @@ fn execute(args: &[Bytes], db: &Db, replies: &mut Replies) -> After {
             }
         }
         b"SET" => set(args, db, replies),
+        b"STRLEN" => {
+            let mut map = db.shard(&args[1]);
+            let length = Db::live(&mut map, &args[1]).map_or(0, |entry| entry.value.len());
+            replies.integer(length as i64);
+        }
         b"DEL" | b"EXISTS" => {
             let delete = name == b"DEL";
             let mut count = 0;

@@ -458,6 +458,59 @@ async fn http_oversized_body_gets_413_before_the_body_is_sent() {
 }
 
 #[tokio::test]
+async fn http_bodies_longer_than_the_head_limit() {
+    bounded(async {
+        let address = start_http_default().await;
+        // 1 MiB, the default body limit: far over the head limit of 8 KiB.
+        let body = "0123456789abcdef".repeat(1 << 16);
+        let mut request = format!(
+            "POST /big HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body.as_bytes());
+        request.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+        let mut stream = connect(address).await;
+        let (read_half, mut write_half) = stream.split();
+        let writer = async move { write_half.write_all(&request).await.unwrap() };
+        let reader = async move {
+            let mut reader = BufReader::new(read_half);
+            let mut texts = Vec::new();
+            for _ in 0..2 {
+                let mut line = String::new();
+                let mut length = 0;
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).await.unwrap();
+                    if let Some(value) = line.strip_prefix("Content-Length: ") {
+                        length = value.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut text = vec![0; length];
+                reader.read_exact(&mut text).await.unwrap();
+                texts.push(String::from_utf8(text).unwrap());
+            }
+            texts
+        };
+        let ((), texts) = step("a 1 MiB body", futures::future::join(writer, reader)).await;
+        assert!(texts[0].contains(&format!("\"body_length\":{},", body.len())));
+        assert!(texts[0].ends_with(&format!("\"body\":\"{body}\"}}\n")));
+        // After the body the head limit is back: the next head is read as one.
+        assert!(texts[1].contains("\"path\":\"/next\""));
+        assert_refused(
+            address,
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "y".repeat(9000)).as_bytes(),
+            431,
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn http_body_at_the_limit_is_accepted() {
     bounded(async {
         let limits = http_server::Limits {
