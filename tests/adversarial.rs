@@ -10,19 +10,25 @@
 //! * `Length(u64::MAX)` in streaming mode streams with an empty buffer;
 //! * a frame exactly at the limit passes and one byte over fails, whether it
 //!   arrives in one read or one byte per read;
-//! * a `Length` above the limit fails at once, before any of it arrives.
+//! * a `Length` above the limit fails at once, before any of it arrives;
+//! * a peer that sends requests and never reads the replies: a handler that
+//!   queues its replies through the `Sink` (`feed`) keeps its output queue
+//!   within `out_buffer_size` and stops reading, instead of queueing without
+//!   end.
 //!
 //! (The HTTP example's never-ending head and the RESP example's huge bulk
 //! lengths are tested with those examples.)
 
 use std::{future::Future, time::Duration};
 
-use asynchat::{Chat, Error, Frame, Terminator, TerminatorCodec, DEFAULT_MAX_FRAME_LENGTH};
+use asynchat::{
+    Chat, Error, Frame, Producer, Terminator, TerminatorCodec, DEFAULT_MAX_FRAME_LENGTH,
+};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
     time::timeout,
 };
 use tokio_util::codec::Decoder;
@@ -582,4 +588,71 @@ fn after_a_skipped_length_arriving_byte_by_byte_the_next_delimiter_applies() {
         assert!(buffer.len() <= 8 + 1);
     }
     assert_eq!(frames, [complete(b"PING")]);
+}
+
+// ---------------------------------------------------------------------------
+// A peer that never reads its replies.
+
+/// The peer pipelines 200,000 requests without reading a reply, over
+/// sockets with small kernel buffers. The server queues each reply with
+/// `feed`, which waits while `out_buffer_size` bytes are queued: its queue
+/// never holds more than that plus one reply, and it stops reading while it
+/// cannot write (a `push` per request would have queued all 1.2 MB). When
+/// the peer reads at last, every reply arrives, in order.
+#[tokio::test]
+async fn a_peer_that_never_reads_meets_backpressure() {
+    const REQUESTS: usize = 200_000;
+    const OUT: usize = 1024;
+    let listener = TcpSocket::new_v4().unwrap();
+    listener.set_send_buffer_size(4096).unwrap();
+    listener.set_recv_buffer_size(4096).unwrap();
+    listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = listener.listen(16).unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut chat = Chat::new(stream, "\r\n");
+        chat.set_out_buffer_size(OUT);
+        let mut served = 0;
+        let mut most_queued = 0;
+        while let Some(frame) = chat.next().await {
+            let Frame::Complete(line) = frame? else {
+                panic!("a partial request");
+            };
+            assert_eq!(line, "PING");
+            chat.feed(Producer::from("PONG\r\n")).await?;
+            most_queued = most_queued.max(chat.queued_output_len());
+            served += 1;
+        }
+        Ok::<_, Error>((served, most_queued))
+    });
+
+    let client = TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(4096).unwrap();
+    client.set_send_buffer_size(4096).unwrap();
+    let stream = within("connect", client.connect(address)).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let requests = "PING\r\n".repeat(REQUESTS);
+    let writing = tokio::spawn(async move {
+        writer.write_all(requests.as_bytes()).await?;
+        writer.shutdown().await
+    });
+    // Not reading yet: the server must be stuck on its writes, not reading
+    // and queueing, so the requests (far more than the kernel's buffers
+    // hold) cannot all be written. Whenever this is checked, it holds.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !writing.is_finished(),
+        "the server read every request while its replies waited"
+    );
+    let mut replies = Vec::new();
+    within("the replies", reader.read_to_end(&mut replies))
+        .await
+        .unwrap();
+    within("the writer", writing).await.unwrap().unwrap();
+    let (served, most_queued) = within("the server", server).await.unwrap().unwrap();
+    assert_eq!(served, REQUESTS);
+    assert_eq!(replies.len(), REQUESTS * 6);
+    assert!(replies.chunks(6).all(|reply| reply == b"PONG\r\n"));
+    assert!(most_queued <= OUT + 6, "{most_queued} bytes queued");
 }
