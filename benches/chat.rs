@@ -5,8 +5,15 @@
 //! One criterion group per row of the targets table (issue 6), contenders
 //! side by side. Each bench runs on one tokio runtime with two workers; the
 //! peer (a drain that reads with a 1 MiB buffer, or the echo client) is the
-//! same code for every contender. The clock is the wall clock, and only the
-//! transfer itself is timed: connecting and accepting are not.
+//! same code for every contender. Only the transfer itself is timed:
+//! connecting and accepting are not.
+//!
+//! Each row is measured twice: by the wall clock (groups `reader_tcp`,
+//! `push_tcp`, `echo_tcp`: the bytes/s and round trips/s of the targets),
+//! and by the CPU time of the whole process, both ends and the kernel's
+//! work in their system calls included (the same groups, suffixed `_cpu`:
+//! bytes and round trips per CPU-second). On a machine shared with other
+//! work the wall clock swings with the load; the CPU time much less.
 //!
 //! `scripts/bench-table.sh` turns the results into the ratio table.
 
@@ -29,6 +36,55 @@ const BULK: u64 = 128 << 20;
 
 /// The size of the `Bytes` pushed in the push row.
 const PIECE: usize = 64 * 1024;
+
+/// What the bulk and echo rows are timed by.
+#[derive(Clone, Copy)]
+enum Clock {
+    Wall,
+    ProcessCpu,
+}
+
+impl Clock {
+    const BOTH: [(Clock, &'static str); 2] = [(Clock::Wall, ""), (Clock::ProcessCpu, "_cpu")];
+
+    fn now(self) -> Duration {
+        match self {
+            Clock::Wall => {
+                static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+                START.get_or_init(Instant::now).elapsed()
+            }
+            Clock::ProcessCpu => process_cpu_time(),
+        }
+    }
+}
+
+/// The CPU time of the whole process, all threads, user and system.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn process_cpu_time() -> Duration {
+    #[repr(C)]
+    struct Timespec {
+        seconds: i64,
+        nanoseconds: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut time = Timespec {
+        seconds: 0,
+        nanoseconds: 0,
+    };
+    // SAFETY: `time` is a valid `struct timespec` (64-bit Linux) to write to.
+    let result = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut time) };
+    assert_eq!(result, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(time.seconds as u64, time.nanoseconds as u32)
+}
+
+/// Elsewhere the `_cpu` groups measure the wall clock too.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn process_cpu_time() -> Duration {
+    Clock::Wall.now()
+}
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -70,6 +126,7 @@ fn source() -> impl AsyncRead + Send + Unpin + 'static {
 fn time_bulk<F, Fut>(
     runtime: &Runtime,
     listener: &TcpListener,
+    clock: Clock,
     iterations: u64,
     send: F,
 ) -> Duration
@@ -81,11 +138,11 @@ where
         let mut elapsed = Duration::ZERO;
         for _ in 0..iterations {
             let (ours, theirs) = connect(listener).await;
-            let start = Instant::now();
+            let start = clock.now();
             let drained = drain(theirs);
             send(ours).await;
             assert_eq!(drained.await.unwrap(), BULK);
-            elapsed += start.elapsed();
+            elapsed += clock.now() - start;
         }
         elapsed
     })
@@ -108,26 +165,44 @@ fn bulk_group<'a>(
 /// Row 6: a reader's bytes to the socket: `Producer::from_reader` through a
 /// `Chat`, against `tokio::io::copy`.
 fn from_reader(c: &mut Criterion) {
+    for (clock, suffix) in Clock::BOTH {
+        from_reader_by(c, clock, suffix);
+    }
+}
+
+fn from_reader_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     let runtime = runtime();
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let mut group = bulk_group(c, "reader_tcp");
+    let mut group = bulk_group(c, &format!("reader_tcp{suffix}"));
     group.bench_function("ours", |b| {
         b.iter_custom(|iterations| {
-            time_bulk(&runtime, &listener, iterations, |stream| async move {
-                let mut chat = Chat::new(stream, "\n");
-                chat.push_with_producer(Producer::from_reader(source()));
-                // Close-when-done: everything queued, then the write side shut.
-                chat.close().await.unwrap();
-            })
+            time_bulk(
+                &runtime,
+                &listener,
+                clock,
+                iterations,
+                |stream| async move {
+                    let mut chat = Chat::new(stream, "\n");
+                    chat.push_with_producer(Producer::from_reader(source()));
+                    // Close-when-done: everything queued, then the write side shut.
+                    chat.close().await.unwrap();
+                },
+            )
         })
     });
     group.bench_function("tokio_io_copy", |b| {
         b.iter_custom(|iterations| {
-            time_bulk(&runtime, &listener, iterations, |mut stream| async move {
-                let copied = tokio::io::copy(&mut source(), &mut stream).await.unwrap();
-                assert_eq!(copied, BULK);
-                stream.shutdown().await.unwrap();
-            })
+            time_bulk(
+                &runtime,
+                &listener,
+                clock,
+                iterations,
+                |mut stream| async move {
+                    let copied = tokio::io::copy(&mut source(), &mut stream).await.unwrap();
+                    assert_eq!(copied, BULK);
+                    stream.shutdown().await.unwrap();
+                },
+            )
         })
     });
     group.finish();
@@ -137,14 +212,20 @@ fn from_reader(c: &mut Criterion) {
 /// write buffer), against `send` on a `Framed<_, BytesCodec>` (copied into
 /// its write buffer).
 fn push_bytes(c: &mut Criterion) {
+    for (clock, suffix) in Clock::BOTH {
+        push_bytes_by(c, clock, suffix);
+    }
+}
+
+fn push_bytes_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     let runtime = runtime();
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let piece = Bytes::from(vec![b'x'; PIECE]);
     let pieces = BULK as usize / PIECE;
-    let mut group = bulk_group(c, "push_tcp");
+    let mut group = bulk_group(c, &format!("push_tcp{suffix}"));
     group.bench_function("ours", |b| {
         b.iter_custom(|iterations| {
-            time_bulk(&runtime, &listener, iterations, |stream| {
+            time_bulk(&runtime, &listener, clock, iterations, |stream| {
                 let piece = piece.clone();
                 async move {
                     let mut chat = Chat::new(stream, "\n");
@@ -158,7 +239,7 @@ fn push_bytes(c: &mut Criterion) {
     });
     group.bench_function("Framed_BytesCodec", |b| {
         b.iter_custom(|iterations| {
-            time_bulk(&runtime, &listener, iterations, |stream| {
+            time_bulk(&runtime, &listener, clock, iterations, |stream| {
                 let piece = piece.clone();
                 async move {
                     let mut framed = Framed::new(stream, BytesCodec::new());
@@ -182,10 +263,11 @@ fn time_round_trips(
     runtime: &Runtime,
     client: &mut BufReader<TcpStream>,
     reply: &mut Vec<u8>,
+    clock: Clock,
     iterations: u64,
 ) -> Duration {
     runtime.block_on(async {
-        let start = Instant::now();
+        let start = clock.now();
         for _ in 0..iterations {
             client.get_mut().write_all(REQUEST).await.unwrap();
             reply.clear();
@@ -193,16 +275,22 @@ fn time_round_trips(
             assert_eq!(&reply[..], REQUEST);
         }
         black_box(&reply);
-        start.elapsed()
+        clock.now() - start
     })
 }
 
 /// Row 8: line echo round trips over loopback, one client: a `Chat` server
 /// against a `Framed<_, LinesCodec>` server.
 fn echo(c: &mut Criterion) {
+    for (clock, suffix) in Clock::BOTH {
+        echo_by(c, clock, suffix);
+    }
+}
+
+fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     let runtime = runtime();
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let mut group = c.benchmark_group("echo_tcp");
+    let mut group = c.benchmark_group(format!("echo_tcp{suffix}"));
     group
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
@@ -223,7 +311,9 @@ fn echo(c: &mut Criterion) {
         }
     });
     group.bench_function("ours", |b| {
-        b.iter_custom(|iterations| time_round_trips(&runtime, &mut client, &mut reply, iterations))
+        b.iter_custom(|iterations| {
+            time_round_trips(&runtime, &mut client, &mut reply, clock, iterations)
+        })
     });
     drop(client);
     runtime.block_on(chat_server).unwrap();
@@ -238,7 +328,9 @@ fn echo(c: &mut Criterion) {
         }
     });
     group.bench_function("Framed_LinesCodec", |b| {
-        b.iter_custom(|iterations| time_round_trips(&runtime, &mut client, &mut reply, iterations))
+        b.iter_custom(|iterations| {
+            time_round_trips(&runtime, &mut client, &mut reply, clock, iterations)
+        })
     });
     drop(client);
     runtime.block_on(framed_server).unwrap();
