@@ -37,13 +37,13 @@
 //!
 //! # Pipelining
 //!
-//! Replies are written into one `BytesMut` while frames are at hand; only
-//! when the `Chat` has no whole frame left and would wait for the socket is
-//! the batch pushed (one `Bytes`, one write for a whole pipeline). Large
-//! values go out as the stored `Bytes`, not copied, and a batch past 64 KiB
-//! is handed over with `SinkExt::feed`, which waits while the `Chat` has
-//! that much queued: a client that pipelines without reading stalls instead
-//! of growing the server's memory.
+//! A connection's frames are handled synchronously, one after another, in
+//! one poll of the `Chat`; the replies are written into one `BytesMut` and
+//! pushed only when the `Chat` has no whole frame left and would wait for
+//! the socket (one `Bytes`, one write for a whole pipeline). Large values go
+//! out as the stored `Bytes`, not copied. Once 64 KiB of output is queued
+//! the connection writes it out before reading on: a client that pipelines
+//! without reading stalls instead of growing the server's memory.
 //!
 //! # The store
 //!
@@ -58,11 +58,11 @@ use std::{
     hash::{BuildHasher, Hasher},
     io,
     sync::{Arc, Mutex, MutexGuard},
-    task::Poll,
+    task::{ready, Context, Poll},
     time::{Duration, Instant},
 };
 
-use asynchat::{Chat, Error, Frame, Producer, Terminator, TerminatorCodec};
+use asynchat::{Chat, Error, Frame, Terminator, TerminatorCodec};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::{
@@ -369,6 +369,13 @@ impl Replies {
         self.put(b"\r\n");
     }
 
+    /// Pushes everything gathered to `chat`, in order.
+    fn push_to(&mut self, chat: &mut Chat<TcpStream>) {
+        for piece in self.take() {
+            chat.push(piece);
+        }
+    }
+
     /// Everything gathered, in order, leaving the buffer's spare room for
     /// the next batch.
     fn take(&mut self) -> impl Iterator<Item = Bytes> + '_ {
@@ -448,23 +455,14 @@ enum After {
     Close,
 }
 
-/// The next frame. When no whole frame is left in the `Chat` (it would wait
-/// for the socket), the replies gathered so far are pushed first, so that a
-/// pipeline's replies leave in one write.
-async fn next_frame(
-    chat: &mut Chat<TcpStream>,
-    replies: &mut Replies,
-) -> Option<Result<Frame, Error>> {
-    poll_fn(|cx| match chat.poll_next_unpin(cx) {
-        Poll::Pending if !replies.is_empty() => {
-            for piece in replies.take() {
-                chat.push(piece);
-            }
-            chat.poll_next_unpin(cx)
-        }
-        other => other,
-    })
-    .await
+/// Why a connection's frame loop stopped.
+enum End {
+    /// The peer's input ended.
+    InputEnded,
+    /// QUIT: close once the replies are sent.
+    Quit,
+    /// Malformed input: answer `-ERR Protocol error: ...`, then close.
+    ProtocolError(String),
 }
 
 /// A message of a line or a bulk string, put together from the pieces a
@@ -476,6 +474,10 @@ struct Assembler {
 }
 
 impl Assembler {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// `Some(message)` when the frame completes it; `Err` past `limit`.
     fn feed(&mut self, frame: Frame, limit: u64) -> Result<Option<Bytes>, ()> {
         let (data, complete) = match frame {
@@ -497,118 +499,182 @@ impl Assembler {
     }
 }
 
-async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result<(), Error> {
-    let _ = stream.set_nodelay(true);
-    // A static delimiter: setting it again costs no reference count.
-    let crlf = Terminator::Delimiter(Bytes::from_static(b"\r\n"));
-    let mut chat = Chat::with_codec(stream, TerminatorCodec::streaming(crlf.clone()));
-    let mut replies = Replies::default();
-    let mut assembler = Assembler::default();
-    let mut state = State::Command;
-    let mut args: Vec<Bytes> = Vec::new();
+/// The protocol state of one connection: everything but the `Chat`.
+struct Session<'a> {
+    db: &'a Db,
+    config: Config,
+    state: State,
+    args: Vec<Bytes>,
+    assembler: Assembler,
+    replies: Replies,
+    /// The `Chat` holds a full output buffer: write it out before reading on.
+    draining: bool,
+}
 
-    while let Some(frame) = next_frame(&mut chat, &mut replies).await {
-        let frame = frame?;
-        let limit = match state {
+/// The delimiter of RESP lines. Static: setting it costs no reference count.
+const CRLF: Terminator = Terminator::Delimiter(Bytes::from_static(b"\r\n"));
+
+impl Session<'_> {
+    /// Runs the connection's frames until its input ends, it quits, or it
+    /// breaks the protocol.
+    ///
+    /// Frames are handled synchronously, one after the other, within one
+    /// poll; the replies gather in `replies` and are pushed to the `Chat`
+    /// only when it has no whole frame left (it would wait for the socket),
+    /// so a pipeline's replies leave in one write.
+    fn poll_run(
+        &mut self,
+        chat: &mut Chat<TcpStream>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<End, Error>> {
+        loop {
+            if self.draining {
+                // A client that pipelines without reading stalls here
+                // instead of growing the server's memory.
+                ready!(chat.poll_flush_unpin(cx))?;
+                self.draining = false;
+            }
+            match chat.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Err(end) = self.on_frame(frame, chat) {
+                        return Poll::Ready(Ok(end));
+                    }
+                    if self.replies.length >= FLUSH_AT {
+                        self.replies.push_to(chat);
+                        self.draining = chat.queued_output_len() >= FLUSH_AT;
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(End::InputEnded)),
+                Poll::Pending if self.replies.is_empty() => return Poll::Pending,
+                // Polled again, the Chat writes them, then waits for input.
+                Poll::Pending => self.replies.push_to(chat),
+            }
+        }
+    }
+
+    /// Handles one frame: a line or a bulk string, and when it completes a
+    /// command, the command.
+    fn on_frame(&mut self, frame: Frame, chat: &mut Chat<TcpStream>) -> Result<(), End> {
+        let limit = match self.state {
             State::Bulk { length, .. } => length as u64 + 2,
-            _ => config.max_line as u64,
+            _ => self.config.max_line as u64,
         };
-        let Ok(message) = assembler.feed(frame, limit) else {
-            // Only a line can pass its limit: a bulk string has its count.
-            let what = match state {
-                State::Command => "too big inline request",
-                _ => "too big mbulk count string",
-            };
-            return protocol_error(chat, replies, what).await;
+        let message = match frame {
+            // The usual case: a whole message from one read, not copied.
+            Frame::Complete(data) if self.assembler.is_empty() && data.len() as u64 <= limit => {
+                data
+            }
+            frame => match self.assembler.feed(frame, limit) {
+                Ok(Some(message)) => message,
+                Ok(None) => return Ok(()),
+                // Only a line can pass its limit: a bulk string has its count.
+                Err(()) => {
+                    return Err(End::ProtocolError(match self.state {
+                        State::Command => "too big inline request".into(),
+                        _ => "too big mbulk count string".into(),
+                    }))
+                }
+            },
         };
-        let Some(message) = message else { continue };
 
-        match state {
+        match self.state {
             State::Command => {
                 if let Some(count) = message.strip_prefix(b"*") {
                     match parse_i64(count) {
                         Some(count) if count <= 0 => {} // Redis ignores `*0` and `*-1`
-                        Some(count) if count as u64 <= config.max_args => {
-                            args.clear();
-                            args.reserve(count.min(1024) as usize);
-                            state = State::BulkHeader {
+                        Some(count) if count as u64 <= self.config.max_args => {
+                            self.args.reserve(count.min(1024) as usize);
+                            self.state = State::BulkHeader {
                                 remaining: count as u64,
                             };
                         }
-                        _ => {
-                            return protocol_error(chat, replies, "invalid multibulk length").await
-                        }
+                        _ => return Err(End::ProtocolError("invalid multibulk length".into())),
                     }
-                    continue;
+                    return Ok(());
                 }
                 // An inline command: words split by spaces.
-                args.clear();
-                args.extend(
+                self.args.extend(
                     message
                         .split(|&b| b == b' ' || b == b'\t')
                         .filter(|word| !word.is_empty())
                         .map(|word| message.slice_ref(word)),
                 );
-                if args.is_empty() {
-                    continue;
+                if self.args.is_empty() {
+                    return Ok(());
                 }
             }
             State::BulkHeader { remaining } => {
                 let Some(length) = message.strip_prefix(b"$") else {
                     let got = message.first().map_or(String::new(), |&b| printable(&[b]));
-                    let error = format!("expected '$', got '{got}'");
-                    return protocol_error(chat, replies, &error).await;
+                    return Err(End::ProtocolError(format!("expected '$', got '{got}'")));
                 };
                 match parse_i64(length) {
-                    Some(length) if length >= 0 && length as u64 <= config.max_bulk => {
+                    Some(length) if length >= 0 && length as u64 <= self.config.max_bulk => {
                         chat.set_terminator(Terminator::Length(length as u64 + 2));
-                        state = State::Bulk {
+                        self.state = State::Bulk {
                             remaining,
                             length: length as usize,
                         };
                     }
-                    _ => return protocol_error(chat, replies, "invalid bulk length").await,
+                    _ => return Err(End::ProtocolError("invalid bulk length".into())),
                 }
-                continue;
+                return Ok(());
             }
             State::Bulk { remaining, length } => {
                 if &message[length..] != b"\r\n" {
-                    return protocol_error(chat, replies, "expected CRLF after bulk string").await;
+                    return Err(End::ProtocolError("expected CRLF after bulk string".into()));
                 }
                 let mut argument = message;
                 argument.truncate(length); // no reference count touched
-                args.push(argument);
-                chat.set_terminator(crlf.clone());
+                self.args.push(argument);
+                chat.set_terminator(CRLF);
                 if remaining > 1 {
-                    state = State::BulkHeader {
+                    self.state = State::BulkHeader {
                         remaining: remaining - 1,
                     };
-                    continue;
+                    return Ok(());
                 }
-                state = State::Command;
+                self.state = State::Command;
             }
         }
 
-        let after = execute(&args, db, &mut replies);
-        args.clear();
-        if after == After::Close {
-            return close(chat, replies).await;
+        let after = execute(&self.args, self.db, &mut self.replies);
+        self.args.clear();
+        match after {
+            After::Continue => Ok(()),
+            After::Close => Err(End::Quit),
         }
-        if replies.length >= FLUSH_AT {
-            // Waits while the Chat has a full output buffer queued.
-            for piece in replies.take() {
-                chat.feed(Producer::from(piece)).await?;
+    }
+}
+
+async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result<(), Error> {
+    let _ = stream.set_nodelay(true);
+    let mut chat = Chat::with_codec(stream, TerminatorCodec::streaming(CRLF));
+    let mut session = Session {
+        db,
+        config,
+        state: State::Command,
+        args: Vec::new(),
+        assembler: Assembler::default(),
+        replies: Replies::default(),
+        draining: false,
+    };
+    let end = poll_fn(|cx| session.poll_run(&mut chat, cx)).await?;
+    let replies = session.replies;
+    match end {
+        End::InputEnded => {
+            // The replies to the last commands still go out.
+            if !replies.is_empty() {
+                let mut replies = replies;
+                replies.push_to(&mut chat);
+                chat.flush().await?;
             }
+            Ok(())
         }
+        End::Quit => close(chat, replies).await,
+        End::ProtocolError(message) => protocol_error(chat, replies, &message).await,
     }
-    // The input ended: the replies to its last commands still go out.
-    if !replies.is_empty() {
-        for piece in replies.take() {
-            chat.push(piece);
-        }
-        chat.flush().await?;
-    }
-    Ok(())
 }
 
 /// Answers a protocol error and closes the connection once it is sent.

@@ -924,6 +924,48 @@ async fn redis_one_mebibyte_value() {
 }
 
 #[tokio::test]
+async fn redis_a_client_that_reads_late_gets_every_reply() {
+    bounded(async {
+        let mut stream = connect(start_redis().await).await;
+        let value = vec![b'v'; 100_000];
+        exchange(&mut stream, &resp(&[b"SET", b"big", &value]), b"+OK\r\n").await;
+        // 200 GETs: 20 MB of replies, far more than the socket buffers hold.
+        // The server stalls on its output, then carries on as it drains.
+        let mut request = Vec::new();
+        for _ in 0..200 {
+            request.extend(resp(&[b"GET", b"big"]));
+        }
+        request.extend(resp(&[b"PING"]));
+        let (mut read_half, mut write_half) = stream.split();
+        let writer = async move { write_half.write_all(&request).await.unwrap() };
+        let reader = async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut reply = Vec::new();
+            let expected_length = 200 * (b"$100000\r\n".len() + 100_002) + b"+PONG\r\n".len();
+            while reply.len() < expected_length {
+                let mut chunk = vec![0; 1 << 16];
+                let read = read_half.read(&mut chunk).await.unwrap();
+                assert!(read > 0, "closed after {} bytes", reply.len());
+                reply.extend_from_slice(&chunk[..read]);
+            }
+            reply
+        };
+        let ((), reply) = step("20 MB of replies", futures::future::join(writer, reader)).await;
+        let mut one = b"$100000\r\n".to_vec();
+        one.extend_from_slice(&value);
+        one.extend_from_slice(b"\r\n");
+        for i in 0..200 {
+            assert!(
+                reply[i * one.len()..(i + 1) * one.len()] == one[..],
+                "reply {i}"
+            );
+        }
+        assert!(reply.ends_with(b"+PONG\r\n"));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn redis_unknown_commands_and_wrong_arity_keep_the_connection() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
