@@ -8,9 +8,11 @@
 //! ```
 //!
 //! The port is the first argument, else `$PORT`, else 6379 (0 picks a free
-//! one; the address is printed). `--threads` sets the runtime's worker
-//! threads (default: one per CPU), `--max-bulk` the longest bulk string
-//! accepted (default 512 MiB, as Redis's `proto-max-bulk-len`).
+//! one; the address is printed). `--threads N` runs it on N threads
+//! (default 1, like Redis: tokio's current-thread runtime; with more, a
+//! multi-threaded one, the store being shared behind locks), `--max-bulk`
+//! sets the longest bulk string accepted (default 512 MiB, as Redis's
+//! `proto-max-bulk-len`).
 //!
 //! Commands: `PING [msg]`, `ECHO msg`, `SET key value [NX|XX] [EX s|PX ms|KEEPTTL]`,
 //! `GET`, `STRLEN`, `DEL key...`, `EXISTS key...`, `INCR`, `DECR`, `INCRBY`, `DECRBY`,
@@ -961,13 +963,13 @@ fn config(args: &[Bytes], replies: &mut Replies) {
 
 struct Options {
     port: u16,
-    threads: Option<usize>,
+    threads: usize,
     config: Config,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut port = None;
-    let mut threads = None;
+    let mut threads = 1;
     let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -987,7 +989,7 @@ fn parse_args() -> Result<Options, String> {
                 let n: usize = text
                     .parse()
                     .map_err(|_| format!("bad --threads {text:?}"))?;
-                threads = Some(n.max(1));
+                threads = n.max(1);
             }
             "--max-bulk" => {
                 let text = value("--max-bulk")?;
@@ -1021,15 +1023,14 @@ fn main() -> io::Result<()> {
         eprintln!("redis: {message}\nusage: redis [PORT] [--threads N] [--max-bulk BYTES]");
         std::process::exit(2);
     });
-    // One thread: tokio's current-thread scheduler, lighter than a pool of one.
+    // One thread, as Redis: tokio's current-thread scheduler. More: a pool.
     let mut runtime = match options.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(threads) => {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        threads => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.worker_threads(threads);
             builder
         }
-        None => tokio::runtime::Builder::new_multi_thread(),
     };
     runtime.enable_all().build()?.block_on(async {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
