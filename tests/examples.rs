@@ -596,6 +596,27 @@ async fn echo_multi_byte_delimiter() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_many_connections_at_once() {
+    bounded(async {
+        let address = start_echo("\\n").await;
+        let clients = (0..200).map(|i| {
+            tokio::spawn(async move {
+                let mut stream = connect(address).await;
+                let lines: Vec<u8> = (0..20)
+                    .flat_map(|j| format!("client {i} line {j}\n").into_bytes())
+                    .collect();
+                stream.write_all(&lines).await.unwrap();
+                assert_eq!(read_exactly(&mut stream, lines.len()).await, lines);
+            })
+        });
+        for client in clients.collect::<Vec<_>>() {
+            client.await.unwrap();
+        }
+    })
+    .await;
+}
+
 #[test]
 fn echo_unescape() {
     assert_eq!(
