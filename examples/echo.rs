@@ -115,6 +115,17 @@ fn parse_args() -> Result<(u16, Bytes), String> {
     Ok((port, delimiter))
 }
 
+/// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
+/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 1024 at
+/// most, and a burst of connections past the backlog waits a second for a
+/// SYN retransmission.
+pub fn listen(port: u16) -> io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.listen(4096)
+}
+
 #[allow(dead_code)] // the integration tests include this file as a module
 #[tokio::main]
 async fn main() -> io::Result<()> {
@@ -122,7 +133,7 @@ async fn main() -> io::Result<()> {
         eprintln!("echo: {message}\nusage: echo [PORT] [--delimiter '\\r\\n']");
         std::process::exit(2);
     });
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = listen(port)?;
     println!(
         "echo listening on {} (delimiter {:?})",
         listener.local_addr()?,

@@ -417,6 +417,17 @@ fn port_from_args() -> Result<u16, String> {
     }
 }
 
+/// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
+/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 1024 at
+/// most, and a burst of connections past the backlog waits a second for a
+/// SYN retransmission.
+pub fn listen(port: u16) -> io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.listen(4096)
+}
+
 #[allow(dead_code)] // the integration tests include this file as a module
 #[tokio::main]
 async fn main() -> io::Result<()> {
@@ -424,7 +435,7 @@ async fn main() -> io::Result<()> {
         eprintln!("http_server: {message}\nusage: http_server [PORT]");
         std::process::exit(2);
     });
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = listen(port)?;
     println!(
         "http_server listening on http://{}/",
         listener.local_addr()?

@@ -1017,6 +1017,17 @@ fn parse_args() -> Result<Options, String> {
     })
 }
 
+/// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
+/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 1024 at
+/// most, and a burst of connections past the backlog waits a second for a
+/// SYN retransmission.
+pub fn listen(port: u16) -> io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.listen(4096)
+}
+
 #[allow(dead_code)] // the integration tests include this file as a module
 fn main() -> io::Result<()> {
     let options = parse_args().unwrap_or_else(|message| {
@@ -1033,7 +1044,7 @@ fn main() -> io::Result<()> {
         }
     };
     runtime.enable_all().build()?.block_on(async {
-        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let listener = listen(options.port)?;
         println!("redis listening on {}", listener.local_addr()?);
         serve_with(listener, options.config, Arc::new(Db::new())).await
     })

@@ -39,7 +39,8 @@ async fn step<F: Future>(what: &str, future: F) -> F::Output {
 }
 
 async fn listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The examples' own listener: a backlog for bursts of connections.
+    let listener = echo::listen(0).unwrap();
     let address = listener.local_addr().unwrap();
     (listener, address)
 }
