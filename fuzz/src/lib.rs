@@ -7,8 +7,11 @@
 //! The harness plays the part of an asynchat handler: it starts with the
 //! first terminator of the schedule and, after every `Complete`, sets the
 //! next one (cycling), as `found_terminator` would. After `FrameTooLong` it
-//! sets nothing, so that the codec's skip of the overlong message runs to its
-//! end. To keep `Length(0)` schedules finite, after `cap` messages the
+//! either sets nothing, so that the codec goes on after the skip of the
+//! overlong message with the same delimiter (or `None` after a `Length`), or,
+//! as a protocol that answers the error and goes back to its commands, sets
+//! the next one at once, which applies after the skip (the case's flags
+//! choose). To keep `Length(0)` schedules finite, after `cap` messages the
 //! terminator becomes `None` for good.
 
 use asynchat::{Error, Frame, Terminator, TerminatorCodec};
@@ -42,6 +45,9 @@ pub struct Case {
     pub read_sizes: Vec<usize>,
     /// A small `max_frame_length` for the `limit` target: 0..=64.
     pub limit: usize,
+    /// Whether the handler sets the next terminator right after a
+    /// `FrameTooLong` (else it sets nothing).
+    pub set_after_error: bool,
     /// The bytes the peer sends.
     pub input: Vec<u8>,
 }
@@ -64,7 +70,8 @@ impl Bytes<'_> {
 impl Case {
     /// The layout: `flags limit n_terminators terminator* n_reads read* input`.
     ///
-    /// * `flags` bit 0: map the input and the delimiters onto `\r \n . a`.
+    /// * `flags` bit 0: map the input and the delimiters onto `\r \n . a`;
+    ///   bit 1: the handler sets the next terminator right after an error.
     /// * a terminator is a tag byte (mod 8): 0 `None`; 1 to 4 a delimiter of
     ///   that many following bytes; 5 `Length` of the next byte; 6 `Length`
     ///   of a large value picked by the next byte; 7 `Length(0)`.
@@ -73,6 +80,7 @@ impl Case {
         let mut data = Bytes(data);
         let flags = data.byte();
         let alphabet = flags & 1 == 1;
+        let set_after_error = flags & 2 == 2;
         let map = |byte: u8| {
             if alphabet {
                 ALPHABET[usize::from(byte % 4)]
@@ -109,6 +117,7 @@ impl Case {
             schedule,
             read_sizes,
             limit,
+            set_after_error,
             input,
         }
     }
@@ -136,12 +145,12 @@ impl Case {
         self.input.len() + self.schedule.len() + 1
     }
 
-    /// The terminator for the message after `completed` messages.
-    fn terminator(&self, completed: usize) -> Terminator {
-        if completed >= self.cap() {
+    /// The terminator for the message after `handled` messages.
+    fn terminator(&self, handled: usize) -> Terminator {
+        if handled >= self.cap() {
             Terminator::None
         } else {
-            self.schedule[completed % self.schedule.len()].clone()
+            self.schedule[handled % self.schedule.len()].clone()
         }
     }
 }
@@ -196,7 +205,9 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
     let input = &case.input[..];
     let mut outcome = Outcome::default();
     let mut position = 0;
-    let mut completed = 0;
+    // Messages handled: completed, and overlong when the handler sets the
+    // next terminator after an error.
+    let mut handled = 0;
     let mut terminator = case.terminator(0);
     loop {
         let rest = &input[position..];
@@ -207,9 +218,14 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
                     .position(|window| window == &delimiter[..]);
                 match found {
                     Some(end) if end > limit => {
-                        // Skipped through its delimiter; the terminator stays.
+                        // Skipped through its delimiter; the terminator
+                        // stays, unless the handler sets the next.
                         outcome.events.push(Event::TooLong);
                         position += end + delimiter.len();
+                        if case.set_after_error {
+                            handled += 1;
+                            terminator = case.terminator(handled);
+                        }
                     }
                     Some(end) => {
                         outcome.events.push(Event::Complete {
@@ -217,8 +233,8 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
                             delimiter: delimiter.to_vec(),
                         });
                         position += end + delimiter.len();
-                        completed += 1;
-                        terminator = case.terminator(completed);
+                        handled += 1;
+                        terminator = case.terminator(handled);
                     }
                     None => {
                         // The last bytes may begin the delimiter: the codec
@@ -240,9 +256,14 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
                         return outcome;
                     }
                     // Skipped; a completed `Length` leaves no terminator,
-                    // and the handler, told only of the error, sets none.
+                    // unless the handler set the next during the skip.
                     position += length as usize;
-                    terminator = Terminator::None;
+                    terminator = if case.set_after_error {
+                        handled += 1;
+                        case.terminator(handled)
+                    } else {
+                        Terminator::None
+                    };
                 } else if fits {
                     let end = length as usize;
                     outcome.events.push(Event::Complete {
@@ -250,8 +271,8 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
                         delimiter: Vec::new(),
                     });
                     position += end;
-                    completed += 1;
-                    terminator = case.terminator(completed);
+                    handled += 1;
+                    terminator = case.terminator(handled);
                 } else {
                     outcome.trailing = rest.to_vec();
                     return outcome;
@@ -266,17 +287,21 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
 }
 
 /// The most bytes `codec` may hold once `decode` asked for more: in
-/// streaming mode a possible start of the delimiter; in whole-frame mode
-/// the limit plus that.
-fn held_bound(codec: &TerminatorCodec) -> usize {
-    let start_of_delimiter = codec.terminator().delimiter().map_or(0, |d| d.len() - 1);
+/// streaming mode a possible start of the delimiter; in whole-frame mode the
+/// limit plus a possible start of any delimiter of the case (during a skip
+/// the terminator reads as the one set for after it).
+fn held_bound(case: &Case, codec: &TerminatorCodec) -> usize {
     if codec.is_streaming() {
-        start_of_delimiter
-    } else {
-        codec
-            .max_frame_length()
-            .saturating_add(start_of_delimiter)
+        return codec.terminator().delimiter().map_or(0, |d| d.len() - 1);
     }
+    let longest = case
+        .schedule
+        .iter()
+        .filter_map(Terminator::delimiter)
+        .map(|d| d.len() - 1)
+        .max()
+        .unwrap_or(0);
+    codec.max_frame_length().saturating_add(longest)
 }
 
 /// Feeds `reads` to `codec` one by one as a `Framed` would (decode until
@@ -287,7 +312,7 @@ fn held_bound(codec: &TerminatorCodec) -> usize {
 pub fn drive(case: &Case, mut codec: TerminatorCodec, reads: &[&[u8]]) -> Outcome {
     let mut outcome = Outcome::default();
     let mut pending = Vec::new();
-    let mut completed = 0;
+    let mut handled = 0;
     let mut in_force = codec.terminator().clone();
     let mut buffer = BytesMut::new();
     let mut take = |result: Result<Option<Frame>, Error>,
@@ -297,7 +322,11 @@ pub fn drive(case: &Case, mut codec: TerminatorCodec, reads: &[&[u8]]) -> Outcom
         let frame = match result {
             Ok(Some(frame)) => frame,
             Ok(None) => {
-                assert!(buffer.len() <= held_bound(codec), "held {} bytes", buffer.len());
+                assert!(
+                    buffer.len() <= held_bound(case, codec),
+                    "held {} bytes",
+                    buffer.len()
+                );
                 return false;
             }
             Err(Error::FrameTooLong { limit }) => {
@@ -305,6 +334,12 @@ pub fn drive(case: &Case, mut codec: TerminatorCodec, reads: &[&[u8]]) -> Outcom
                 assert!(!codec.is_streaming(), "streaming mode has no limit");
                 assert!(pending.is_empty(), "an error after partial frames");
                 outcome.events.push(Event::TooLong);
+                if case.set_after_error {
+                    // Applies after the skip of the overlong message.
+                    handled += 1;
+                    in_force = case.terminator(handled);
+                    codec.set_terminator(in_force.clone());
+                }
                 return true;
             }
             Err(error) => panic!("unexpected error {error:?}"),
@@ -328,8 +363,8 @@ pub fn drive(case: &Case, mut codec: TerminatorCodec, reads: &[&[u8]]) -> Outcom
                     message: std::mem::take(&mut pending),
                     delimiter,
                 });
-                completed += 1;
-                in_force = case.terminator(completed);
+                handled += 1;
+                in_force = case.terminator(handled);
                 codec.set_terminator(in_force.clone());
             }
         }
@@ -384,11 +419,19 @@ pub fn check_limit(data: &[u8]) {
     let codec = || TerminatorCodec::new(first.clone()).with_max_frame_length(case.limit);
 
     let one_shot = drive(&case, codec(), &[&case.input]);
-    assert_eq!(one_shot, expected, "one-shot decoding, limit {}", case.limit);
+    assert_eq!(
+        one_shot, expected,
+        "one-shot decoding, limit {}",
+        case.limit
+    );
 
     let reads = case.reads();
     let split = drive(&case, codec(), &reads);
-    assert_eq!(split, expected, "decoding over {reads:?}, limit {}", case.limit);
+    assert_eq!(
+        split, expected,
+        "decoding over {reads:?}, limit {}",
+        case.limit
+    );
 
     // Every message within the limit came out whole.
     for event in &split.events {
@@ -420,5 +463,27 @@ mod tests {
         assert_eq!(outcome.events.len(), 3);
         assert_eq!(outcome.events[1], Event::TooLong);
         assert_eq!(outcome.trailing, b"z");
+    }
+
+    #[test]
+    fn resp_bulk_over_the_limit_then_commands() {
+        // flags 2 (set the next terminator after an error), limit 4;
+        // schedule "\r\n", Length(8), "\r\n"; one read.
+        let mut data = vec![2, 4, 2, 2, b'\r', b'\n', 5, 8, 2, b'\r', b'\n', 0];
+        data.extend_from_slice(b"$6\r\nfoobar\r\nPING\r\n");
+        let case = Case::parse(&data);
+        assert!(case.set_after_error);
+        let outcome = model(&case, case.limit);
+        assert_eq!(outcome.events.len(), 3, "{outcome:?}");
+        assert_eq!(outcome.events[1], Event::TooLong);
+        assert_eq!(
+            outcome.events[2],
+            Event::Complete {
+                message: b"PING".to_vec(),
+                delimiter: b"\r\n".to_vec()
+            }
+        );
+        check_limit(&data);
+        check_agreement(&data);
     }
 }
