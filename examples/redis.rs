@@ -1018,8 +1018,8 @@ fn parse_args() -> Result<Options, String> {
 }
 
 /// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
-/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 1024 at
-/// most, and a burst of connections past the backlog waits a second for a
+/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 128 (as
+/// std does), and a burst of connections past the backlog waits a second for a
 /// SYN retransmission.
 pub fn listen(port: u16) -> io::Result<TcpListener> {
     let socket = tokio::net::TcpSocket::new_v4()?;
