@@ -43,7 +43,10 @@ const COALESCE_BELOW: usize = 4 * 1024;
 /// Output is queued with [`push`](Self::push),
 /// [`push_with_producer`](Self::push_with_producer) or the `Sink`, and moves
 /// whenever the `Chat` is polled, through either side: one task can push a
-/// reply and await the next frame, and the reply goes out meanwhile.
+/// reply and await the next frame, and the reply goes out meanwhile. Frames
+/// already read are handed out before output moves, so the replies to a
+/// pipeline of requests leave together, in one write, once the frames read
+/// so far are handled (or `out_buffer_size` bytes wait).
 ///
 /// ```
 /// use asynchat::{Chat, Frame};
@@ -187,9 +190,20 @@ struct Output {
     failed: bool,
     /// A producer's error, handed out once what came before it is written.
     producer_error: Option<io::Error>,
+    /// Bytes were written since the IO was last flushed.
+    unflushed: bool,
 }
 
 impl Output {
+    /// Nothing to write, flush or report: polling output would do nothing.
+    fn is_idle(&self) -> bool {
+        self.fifo.is_empty()
+            && self.pieces.is_empty()
+            && !self.unflushed
+            && !self.closed
+            && self.producer_error.is_none()
+    }
+
     fn is_closing(&self) -> bool {
         self.closed || self.fifo.back().is_some_and(Producer::is_close)
     }
@@ -598,6 +612,11 @@ where
     /// end of output, by close or error, wakes the other half.
     fn poll_send(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
         self.output_wakers.slot(side).register(cx.waker());
+        if self.output.is_idle() {
+            // The common case of a reader with nothing queued: skip the
+            // waker clone and the flush.
+            return Poll::Ready(Ok(()));
+        }
         let was_closed = self.output.closed;
         let waker = self.output_waker.clone();
         let result = self.poll_output(&mut Context::from_waker(&waker));
@@ -633,10 +652,12 @@ where
                     return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
                 }
                 self.output.advance(written);
+                self.output.unflushed = true;
                 continue;
             }
             // Nothing left to write for now: let it reach the peer.
             ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.output.unflushed = false;
             if let Some(error) = self.output.producer_error.take() {
                 return Poll::Ready(Err(Error::Producer(error)));
             }
@@ -754,7 +775,8 @@ where
 {
     type Item = Result<Frame, Error>;
 
-    /// The next frame. Moves queued output first.
+    /// The next frame. Frames already read are handed out first; before
+    /// reading, and before waiting for input, queued output is moved.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if let Some(error) = this.deferred_error.take() {
@@ -762,6 +784,19 @@ where
         }
         if this.phase == Phase::Finished {
             return Poll::Ready(None);
+        }
+        // Frames already read come before output: the replies to a pipeline
+        // of requests then leave together, in one write, once the buffer
+        // runs dry (or output fills `out_buffer_size`), not one write each.
+        if this.phase == Phase::Reading
+            && this.output.queued_bytes < this.out_buffer_size
+            && !this.output.is_closing()
+        {
+            match this.codec.decode(&mut this.read_buffer) {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Err(error) => return Poll::Ready(Some(Err(error))),
+                Ok(None) => {}
+            }
         }
         match this.poll_send(cx, Side::Stream) {
             Poll::Ready(Err(error)) => return this.fail(error),
