@@ -47,9 +47,11 @@ ROWS = [
     ("16 MiB message, 1 KiB reads / one read", "big16mib", "streaming_1k_reads", "streaming_one_read", "time", 2.5),
     ("`Producer::from_reader` over TCP", "reader_tcp", "ours", "tokio_io_copy", "rate", 0.9),
     ("64 KiB `Bytes` pushed over TCP", "push_tcp", "ours", "Framed_BytesCodec", "rate", 1.2),
+    ("64 KiB `Bytes` pushed over TCP", "push_tcp", "ours_out1m", "Framed_BytesCodec", "info", None),
     ("line echo round trips over TCP", "echo_tcp", "ours", "Framed_LinesCodec", "rate", 1.0),
     ("`Producer::from_reader` over TCP, per CPU-second", "reader_tcp_cpu", "ours", "tokio_io_copy", "rate", 0.9),
     ("64 KiB `Bytes` pushed over TCP, per CPU-second", "push_tcp_cpu", "ours", "Framed_BytesCodec", "rate", 1.2),
+    ("64 KiB `Bytes` pushed over TCP, per CPU-second", "push_tcp_cpu", "ours_out1m", "Framed_BytesCodec", "info", None),
     ("line echo round trips over TCP, per CPU-second", "echo_tcp_cpu", "ours", "Framed_LinesCodec", "rate", 1.0),
 ]
 
