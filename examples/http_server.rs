@@ -196,13 +196,10 @@ async fn handle_connection(stream: TcpStream, limits: Limits) -> Result<(), Erro
     }
 }
 
-/// Sets the longest frame the channel's codec buffers. The codec has only a
-/// builder for it, so the codec is taken out, rebuilt and put back (no
-/// allocation: the stand-in has no terminator).
+/// Sets the longest frame the channel's codec buffers: the head and the
+/// body have limits of their own.
 fn set_max_frame_length(chat: &mut Chat<TcpStream>, max_frame_length: usize) {
-    let codec = chat.codec_mut();
-    let taken = std::mem::replace(codec, TerminatorCodec::new(Terminator::None));
-    *codec = taken.with_max_frame_length(max_frame_length);
+    chat.codec_mut().set_max_frame_length(max_frame_length);
 }
 
 /// Parses a request line and its headers. Leading empty lines are skipped,
