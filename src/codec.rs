@@ -73,10 +73,13 @@ pub struct TerminatorCodec {
     state: State,
     streaming: bool,
     max_frame_length: usize,
-    /// The searcher of the previous delimiter, kept while a `Length` or
+    /// The search of the delimiter last set. It stays while a `Length` or
     /// `None` is in force: protocols that switch from a delimiter to a count
-    /// and back (HTTP, RESP) then build each delimiter's searcher once.
-    spare_searcher: Option<Searcher>,
+    /// and back (HTTP, RESP) then build each delimiter's searcher once. It
+    /// lives outside [`State`] so that switching terminators moves a few
+    /// words, not a `memmem::Finder`. Before any delimiter is set it is a
+    /// placeholder, `Byte(b'\n')`, never consulted.
+    searcher: Searcher,
 }
 
 /// Where the decoder is within the current message.
@@ -91,18 +94,12 @@ enum State {
     /// is then 3, one delimiter length minus one before the end, because the
     /// `\r` may begin the delimiter. When `\ndef` arrives, the search looks
     /// only at `\r\ndef`.
-    Delimited {
-        searcher: Searcher,
-        next_index: usize,
-    },
+    Delimited { next_index: usize },
     /// Whole-frame mode only: the message passed the limit, the error was
     /// returned, and its bytes are dropped up to and including the delimiter.
     /// `then` is the terminator of the next message: the same delimiter,
     /// unless one was set since the error.
-    SkippingDelimited {
-        searcher: Searcher,
-        then: Terminator,
-    },
+    SkippingDelimited { then: Terminator },
     /// Framing by a count: `remaining` bytes of the message are still to be
     /// handed out (whole-frame mode hands them out in one go at the end).
     Counted { remaining: u64 },
@@ -118,9 +115,8 @@ enum State {
 /// A delimiter's search, built once: `memchr` for one byte, a `memmem`
 /// finder for more.
 ///
-/// The finder is boxed: inline it is close to 300 bytes, which every switch
-/// between a delimiter and a count (three per RESP bulk string) moved about;
-/// that cost more than the one pointer the search now follows.
+/// The finder is boxed: inline it is close to 300 bytes, which would make
+/// every codec (and every `Chat`) that large to move.
 #[derive(Debug, Clone)]
 enum Searcher {
     Byte(u8),
@@ -206,7 +202,7 @@ impl TerminatorCodec {
             state: State::Unframed,
             streaming,
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
-            spare_searcher: None,
+            searcher: Searcher::Byte(b'\n'),
         };
         codec.set_terminator(terminator);
         codec
@@ -320,22 +316,14 @@ impl TerminatorCodec {
 
     /// Starts the next message under `terminator`, from the start of the
     /// buffer.
+    #[inline]
     fn start(&mut self, terminator: Terminator) {
-        if let State::Delimited { searcher, .. } | State::SkippingDelimited { searcher, .. } =
-            mem::replace(&mut self.state, State::Unframed)
-        {
-            self.spare_searcher = Some(searcher);
-        }
         self.state = match &terminator {
             Terminator::Delimiter(delimiter) => {
-                let searcher = match self.spare_searcher.take() {
-                    Some(spare) if spare.delimiter() == &delimiter[..] => spare,
-                    _ => Searcher::new(delimiter),
-                };
-                State::Delimited {
-                    searcher,
-                    next_index: 0,
+                if self.searcher.delimiter() != &delimiter[..] {
+                    self.searcher = Searcher::new(delimiter);
                 }
+                State::Delimited { next_index: 0 }
             }
             Terminator::Length(length) => State::Counted { remaining: *length },
             Terminator::None => State::Unframed,
@@ -366,58 +354,122 @@ impl Decoder for TerminatorCodec {
     type Item = Frame;
     type Error = Error;
 
+    /// The hot path, inlined into the caller: when the delimiter is found
+    /// within the limit, a frame costs one search and one
+    /// `split_to().freeze()`, nothing else. The other cases are out of line.
+    #[inline(always)]
     fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
+        match &mut self.state {
+            State::Delimited { next_index } => {
+                let found = self.searcher.find(&buffer[*next_index..]);
+                if let Some(offset) = found {
+                    let end = *next_index + offset;
+                    if end <= self.max_frame_length || self.streaming {
+                        // Found: the message is everything before the delimiter.
+                        *next_index = 0;
+                        let message = buffer.split_to(end).freeze();
+                        buffer.advance(self.searcher.delimiter().len());
+                        return Ok(Some(Frame::Complete(message)));
+                    }
+                }
+                self.delimiter_not_found_or_too_long(buffer, found)
+            }
+            // All of a counted message is here, within the limit.
+            &mut State::Counted { remaining }
+                if remaining <= buffer.len() as u64
+                    && (remaining <= self.max_frame_length as u64 || self.streaming) =>
+            {
+                // `remaining <= buffer.len()`, so it fits in a usize.
+                let message = buffer.split_to(remaining as usize).freeze();
+                // As in asynchat: no terminator until the next is set.
+                self.state = State::Unframed;
+                self.terminator = Terminator::None;
+                Ok(Some(Frame::Complete(message)))
+            }
+            _ => self.decode_other(buffer),
+        }
+    }
+
+    /// At the end of input the bytes that no terminator followed come out as
+    /// one [`Frame::Partial`] instead of vanishing as in asynchat; the rest
+    /// of a message being skipped for its length is dropped.
+    fn decode_eof(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
+        if let Some(frame) = self.decode(buffer)? {
+            return Ok(Some(frame));
+        }
+        match &mut self.state {
+            _ if buffer.is_empty() => return Ok(None),
+            State::SkippingDelimited { .. } | State::SkippingCounted { .. } => {
+                buffer.clear();
+                return Ok(None);
+            }
+            State::Delimited { next_index, .. } => *next_index = 0,
+            State::Counted { remaining } if self.streaming => *remaining -= buffer.len() as u64,
+            State::Counted { .. } | State::Unframed => {}
+        }
+        Ok(Some(Frame::Partial(buffer.split().freeze())))
+    }
+}
+
+impl TerminatorCodec {
+    /// The rest of a delimiter search: `found` is where `decode` found the
+    /// delimiter, past the limit, or `None`.
+    #[inline(never)]
+    fn delimiter_not_found_or_too_long(
+        &mut self,
+        buffer: &mut BytesMut,
+        found: Option<usize>,
+    ) -> Result<Option<Frame>, Error> {
+        let State::Delimited { next_index } = &mut self.state else {
+            unreachable!("called in the Delimited state");
+        };
+        let searcher = &self.searcher;
+        let Some(offset) = found else {
+            if self.streaming {
+                // Hand out what cannot begin the delimiter.
+                let held = find_prefix_at_end(buffer, searcher.delimiter());
+                let ready = buffer.len() - held;
+                *next_index = searcher.resume_index(held);
+                if ready == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some(Frame::Partial(buffer.split_to(ready).freeze())));
+            }
+            *next_index = searcher.resume_index(buffer.len());
+            // The message is at least `next_index` bytes long.
+            if *next_index <= self.max_frame_length {
+                return Ok(None);
+            }
+            buffer.advance(*next_index);
+            self.state = State::SkippingDelimited {
+                then: self.terminator.clone(),
+            };
+            return Err(self.too_long());
+        };
+        // Whole-frame mode, past the limit: all of it is here already, so
+        // drop it; no skip needed.
+        let end = *next_index + offset;
+        *next_index = 0;
+        buffer.advance(end + searcher.delimiter().len());
+        Err(self.too_long())
+    }
+
+    /// Every state but `Delimited`.
+    #[inline(never)]
+    fn decode_other(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
         loop {
             match &mut self.state {
-                State::Delimited {
-                    searcher,
-                    next_index,
-                } => {
-                    let Some(offset) = searcher.find(&buffer[*next_index..]) else {
-                        if self.streaming {
-                            // Hand out what cannot begin the delimiter.
-                            let held = find_prefix_at_end(buffer, searcher.delimiter());
-                            let ready = buffer.len() - held;
-                            *next_index = searcher.resume_index(held);
-                            if ready == 0 {
-                                return Ok(None);
-                            }
-                            return Ok(Some(Frame::Partial(buffer.split_to(ready).freeze())));
-                        }
-                        *next_index = searcher.resume_index(buffer.len());
-                        // The message is at least `next_index` bytes long.
-                        if *next_index <= self.max_frame_length {
-                            return Ok(None);
-                        }
-                        buffer.advance(*next_index);
-                        self.state = State::SkippingDelimited {
-                            searcher: searcher.clone(),
-                            then: self.terminator.clone(),
-                        };
-                        return Err(self.too_long());
-                    };
-                    // Found: the message is everything before the delimiter.
-                    let end = *next_index + offset;
-                    let delimiter_length = searcher.delimiter().len();
-                    *next_index = 0;
-                    if !self.streaming && end > self.max_frame_length {
-                        // All of it is here already: drop it, no skip needed.
-                        buffer.advance(end + delimiter_length);
-                        return Err(self.too_long());
-                    }
-                    let message = buffer.split_to(end).freeze();
-                    buffer.advance(delimiter_length);
-                    return Ok(Some(Frame::Complete(message)));
-                }
-                State::SkippingDelimited { searcher, then } => match searcher.find(buffer) {
+                // The search of a delimiter is `decode`'s own, inlined.
+                State::Delimited { .. } => return self.decode(buffer),
+                State::SkippingDelimited { then } => match self.searcher.find(buffer) {
                     Some(offset) => {
                         // The overlong message ended: carry on with the next.
-                        buffer.advance(offset + searcher.delimiter().len());
+                        buffer.advance(offset + self.searcher.delimiter().len());
                         let then = mem::take(then);
                         self.start(then);
                     }
                     None => {
-                        let held = searcher.delimiter().len() - 1;
+                        let held = self.searcher.delimiter().len() - 1;
                         buffer.advance(buffer.len().saturating_sub(held));
                         return Ok(None);
                     }
@@ -462,26 +514,6 @@ impl Decoder for TerminatorCodec {
                 }
             }
         }
-    }
-
-    /// At the end of input the bytes that no terminator followed come out as
-    /// one [`Frame::Partial`] instead of vanishing as in asynchat; the rest
-    /// of a message being skipped for its length is dropped.
-    fn decode_eof(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
-        if let Some(frame) = self.decode(buffer)? {
-            return Ok(Some(frame));
-        }
-        match &mut self.state {
-            _ if buffer.is_empty() => return Ok(None),
-            State::SkippingDelimited { .. } | State::SkippingCounted { .. } => {
-                buffer.clear();
-                return Ok(None);
-            }
-            State::Delimited { next_index, .. } => *next_index = 0,
-            State::Counted { remaining } if self.streaming => *remaining -= buffer.len() as u64,
-            State::Counted { .. } | State::Unframed => {}
-        }
-        Ok(Some(Frame::Partial(buffer.split().freeze())))
     }
 }
 
