@@ -14,12 +14,16 @@
 //! leave in one write). It is kept lean on purpose: it serves the
 //! many-connections load test and the round-trip benchmark.
 
-use std::{io, time::Duration};
+use std::io;
 
 use asynchat::{Chat, Error, Frame};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
+/// The listener of the examples (its backlog serves bursts of connections).
+pub use common::listen;
 
 /// The port when neither the command line nor `$PORT` gives one.
 pub const DEFAULT_PORT: u16 = 7777;
@@ -29,16 +33,8 @@ pub const DEFAULT_PORT: u16 = 7777;
 pub async fn serve(listener: TcpListener, delimiter: Bytes) -> io::Result<()> {
     assert!(!delimiter.is_empty(), "the delimiter must not be empty");
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of descriptors, or a connection reset before it was
-                // accepted: wait a little and carry on rather than die.
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        // A failed accept is reported and retried rather than fatal.
+        let stream = common::accept(&listener).await;
         tokio::spawn(echo(stream, delimiter.clone()));
     }
 }
@@ -100,30 +96,13 @@ fn parse_args() -> Result<(u16, Bytes), String> {
             let value = args.next().ok_or("--delimiter needs a value")?;
             delimiter = unescape(&value)?;
         } else if port.is_none() && !arg.starts_with('-') {
-            port = Some(arg.parse().map_err(|_| format!("bad port {arg:?}"))?);
+            port = Some(common::parse_port(&arg)?);
         } else {
             return Err(format!("unexpected argument {arg:?}"));
         }
     }
-    let port = match port {
-        Some(port) => port,
-        None => match std::env::var("PORT") {
-            Ok(value) => value.parse().map_err(|_| format!("bad PORT {value:?}"))?,
-            Err(_) => DEFAULT_PORT,
-        },
-    };
+    let port = common::port_or_env(port, DEFAULT_PORT)?;
     Ok((port, delimiter))
-}
-
-/// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
-/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 128 (as
-/// std does), and a burst of connections past the backlog waits a second for a
-/// SYN retransmission.
-pub fn listen(port: u16) -> io::Result<TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
-    socket.listen(4096)
 }
 
 #[allow(dead_code)] // the integration tests include this file as a module

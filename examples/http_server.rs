@@ -44,10 +44,12 @@ use asynchat::{Chat, Error, Frame, Terminator, TerminatorCodec};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::{
-    io::AsyncReadExt,
     net::{TcpListener, TcpStream},
     time::timeout,
 };
+
+mod common;
+use common::listen;
 
 /// The port when neither the command line nor `$PORT` gives one.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -82,14 +84,7 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
 /// Serves `listener` forever, one task per connection.
 pub async fn serve_with(listener: TcpListener, limits: Limits) -> io::Result<()> {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = common::accept(&listener).await;
         tokio::spawn(async move {
             if let Err(error) = handle_connection(stream, limits).await {
                 eprintln!("connection: {error}");
@@ -388,41 +383,15 @@ async fn finish(mut chat: Chat<TcpStream>) -> Result<(), Error> {
         Ok(Err(error)) => return Err(error),
         Err(_) => return Ok(()), // the peer does not read: give up on it
     }
-    let (mut stream, _) = chat.into_parts();
-    let mut sink = [0; 4096];
-    let mut drained = 0;
-    let _ = timeout(Duration::from_secs(2), async {
-        while drained < 16 << 20 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => drained += read,
-            }
-        }
-    })
-    .await;
+    let (stream, _) = chat.into_parts();
+    common::drain(stream).await;
     Ok(())
 }
 
 /// The port: the first argument, else `$PORT`, else [`DEFAULT_PORT`].
 fn port_from_args() -> Result<u16, String> {
-    if let Some(arg) = std::env::args().nth(1) {
-        return arg.parse().map_err(|_| format!("bad port {arg:?}"));
-    }
-    match std::env::var("PORT") {
-        Ok(value) => value.parse().map_err(|_| format!("bad PORT {value:?}")),
-        Err(_) => Ok(DEFAULT_PORT),
-    }
-}
-
-/// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
-/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 128 (as
-/// std does), and a burst of connections past the backlog waits a second for a
-/// SYN retransmission.
-pub fn listen(port: u16) -> io::Result<TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
-    socket.listen(4096)
+    let port = std::env::args().nth(1).map(|arg| common::parse_port(&arg));
+    common::port_or_env(port.transpose()?, DEFAULT_PORT)
 }
 
 #[allow(dead_code)] // the integration tests include this file as a module

@@ -68,10 +68,12 @@ use asynchat::{Chat, Error, Frame, Terminator, TerminatorCodec};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::{
-    io::AsyncReadExt,
     net::{TcpListener, TcpStream},
     time::timeout,
 };
+
+mod common;
+use common::listen;
 
 /// The port when neither the command line nor `$PORT` gives one.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -113,14 +115,7 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
 /// Serves `listener` forever, one task per connection, all sharing `db`.
 pub async fn serve_with(listener: TcpListener, config: Config, db: Arc<Db>) -> io::Result<()> {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = common::accept(&listener).await;
         let db = db.clone();
         tokio::spawn(async move {
             if let Err(error) = handle_connection(stream, config, &db).await {
@@ -702,18 +697,8 @@ async fn close(mut chat: Chat<TcpStream>, mut replies: Replies) -> Result<(), Er
         Ok(result) => result?,
         Err(_) => return Ok(()), // the peer does not read: give up on it
     }
-    let (mut stream, _) = chat.into_parts();
-    let mut sink = [0; 4096];
-    let mut drained = 0;
-    let _ = timeout(Duration::from_secs(2), async {
-        while drained < 16 << 20 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => drained += read,
-            }
-        }
-    })
-    .await;
+    let (stream, _) = chat.into_parts();
+    common::drain(stream).await;
     Ok(())
 }
 
@@ -998,34 +983,17 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|_| format!("bad --max-bulk {text:?}"))?;
             }
             _ if port.is_none() && !arg.starts_with('-') => {
-                port = Some(arg.parse().map_err(|_| format!("bad port {arg:?}"))?);
+                port = Some(common::parse_port(&arg)?);
             }
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    let port = match port {
-        Some(port) => port,
-        None => match std::env::var("PORT") {
-            Ok(value) => value.parse().map_err(|_| format!("bad PORT {value:?}"))?,
-            Err(_) => DEFAULT_PORT,
-        },
-    };
+    let port = common::port_or_env(port, DEFAULT_PORT)?;
     Ok(Options {
         port,
         threads,
         config,
     })
-}
-
-/// A listener on 127.0.0.1:`port` (0: a free port) with a backlog of 4096
-/// (capped by the kernel's `somaxconn`): tokio's `bind` asks for 128 (as
-/// std does), and a burst of connections past the backlog waits a second for a
-/// SYN retransmission.
-pub fn listen(port: u16) -> io::Result<TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
-    socket.listen(4096)
 }
 
 #[allow(dead_code)] // the integration tests include this file as a module

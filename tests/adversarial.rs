@@ -19,7 +19,7 @@
 //! (The HTTP example's never-ending head and the RESP example's huge bulk
 //! lengths are tested with those examples.)
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use asynchat::{
     Chat, Error, Frame, Producer, Terminator, TerminatorCodec, DEFAULT_MAX_FRAME_LENGTH,
@@ -29,19 +29,11 @@ use futures::{SinkExt, StreamExt};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpSocket, TcpStream},
-    time::timeout,
 };
 use tokio_util::codec::Decoder;
 
-/// The bound of every wait in the TCP tests.
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(WAIT, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
+mod common;
+use common::within;
 
 /// What came out of one `decode` loop: the frames, and whether an error
 /// (which must be `FrameTooLong`) came first.

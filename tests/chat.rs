@@ -37,8 +37,8 @@ use tokio::{
     time::timeout,
 };
 
-/// The bound of every wait that should succeed.
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
+use common::{reset, tcp_pair, within};
 
 /// How long something that must not happen is given to happen.
 const NOT_HAPPENING: Duration = Duration::from_millis(300);
@@ -46,32 +46,12 @@ const NOT_HAPPENING: Duration = Duration::from_millis(300);
 /// What ends the echo server's collection, as in test_asynchat.py.
 const SERVER_QUIT: &[u8] = b"QUIT\n";
 
-/// Runs `future` to completion, failing the test if it takes longer than
-/// [`WAIT`].
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(WAIT, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
-
 /// Asserts that `future` does not complete within [`NOT_HAPPENING`].
 async fn stays_pending<F: Future + Unpin>(what: &str, future: &mut F) {
     assert!(
         timeout(NOT_HAPPENING, future).await.is_err(),
         "{what} completed, but should have stayed pending"
     );
-}
-
-/// A connected pair of loopback sockets: (client, server).
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, accepted) = within("a loopback connection", async {
-        tokio::join!(TcpStream::connect(addr), listener.accept())
-    })
-    .await;
-    (client.unwrap(), accepted.unwrap().0)
 }
 
 /// Reads everything `io` yields until its end, in a task of its own.
@@ -1063,12 +1043,6 @@ async fn a_failing_producer_reader_fails_the_sink() {
     assert!(within("the end", chat.next()).await.is_none());
     drop(chat);
     assert_eq!(within("the peer", received).await.unwrap(), b"before\n");
-}
-
-#[allow(deprecated)] // SO_LINGER 0 is what makes the close a reset
-fn reset(stream: TcpStream) {
-    stream.set_linger(Some(Duration::ZERO)).unwrap();
-    drop(stream);
 }
 
 /// The peer resets the connection while the `Chat` reads.

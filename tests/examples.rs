@@ -13,14 +13,15 @@ use tokio::{
     time::timeout,
 };
 
+// Each example brings its own copy of `examples/common/mod.rs`.
 #[path = "../examples/echo.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod echo;
 #[path = "../examples/http_server.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod http_server;
 #[path = "../examples/redis.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod redis;
 
 /// Runs a test body, failing it if it takes longer than 20 seconds.

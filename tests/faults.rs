@@ -17,11 +17,9 @@
 //!   frames, a `Partial` of the rest, a clean end.
 
 use std::{
-    future::Future,
     io,
     pin::Pin,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use asynchat::{Chat, Error, Frame, Producer, TerminatorCodec};
@@ -29,21 +27,13 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     runtime::Handle,
     sync::oneshot,
-    time::timeout,
 };
 
-/// The bound of every wait.
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(WAIT, future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
+mod common;
+use common::{reset, tcp_pair, within};
 
 /// Every task spawned by the test has ended.
 fn assert_no_task_left() {
@@ -52,26 +42,6 @@ fn assert_no_task_left() {
         0,
         "a task is still alive"
     );
-}
-
-/// A listener on an ephemeral loopback port, and a connected client.
-async fn connection() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (client, accepted) = within("connect", async {
-        tokio::join!(TcpStream::connect(address), listener.accept())
-    })
-    .await;
-    (client.unwrap(), accepted.unwrap().0)
-}
-
-/// Resets the connection: linger 0, then close, sends RST instead of FIN.
-fn reset(stream: TcpStream) {
-    // Deprecated because a non-zero linger blocks the thread on drop; a zero
-    // linger does not block: it is how a test sends a reset.
-    #[allow(deprecated)]
-    stream.set_linger(Some(Duration::ZERO)).unwrap();
-    drop(stream);
 }
 
 /// Runs `chat` to the end of its stream, collecting what it yields.
@@ -100,7 +70,7 @@ fn is_io(item: &Result<Frame, Error>) -> bool {
 /// and ends.
 #[tokio::test]
 async fn the_peer_resets_during_a_long_producer() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         chat.push_with_producer(Producer::from_reader(tokio::io::repeat(b'x').take(1 << 36)));
@@ -121,7 +91,7 @@ async fn the_peer_resets_during_a_long_producer() {
 /// The same through the `Sink`: `flush` fails with `Error::Io`.
 #[tokio::test]
 async fn the_peer_resets_during_a_long_producer_sent_through_the_sink() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         let body = Producer::from_reader(tokio::io::repeat(b'y').take(1 << 36));
@@ -144,7 +114,7 @@ async fn the_peer_resets_during_a_long_producer_sent_through_the_sink() {
 /// `Partial`, then the end; the reply to the complete line still goes out.
 #[tokio::test]
 async fn the_peer_closes_mid_frame() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         let mut items = Vec::new();
@@ -184,7 +154,7 @@ async fn the_peer_closes_mid_frame() {
 /// partial message comes out in `Partial`s, all of it, then the end.
 #[tokio::test]
 async fn the_peer_closes_mid_frame_streaming() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         run_to_end(Chat::with_codec(
             server,
@@ -222,7 +192,7 @@ async fn the_peer_closes_mid_frame_streaming() {
 /// what was queued after it never goes out; the stream ends.
 #[tokio::test]
 async fn a_producer_stream_fails() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         chat.push("hello\r\n");
@@ -277,7 +247,7 @@ impl AsyncRead for FailingReader {
 /// after its good bytes; the `Chat` stays usable for nothing else.
 #[tokio::test]
 async fn a_producer_reader_fails() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         chat.push_with_producer(Producer::from_reader(FailingReader { good: 100_000 }));
@@ -318,7 +288,7 @@ fn shut_read_side(stream: TcpStream) -> TcpStream {
 /// output, a clean end): no hang.
 #[tokio::test]
 async fn the_peer_shuts_its_read_side_while_the_chat_writes() {
-    let (client, server) = connection().await;
+    let (client, server) = tcp_pair().await;
     let (three_pings, pinged) = oneshot::channel();
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
@@ -364,7 +334,7 @@ async fn the_peer_shuts_its_read_side_while_the_chat_writes() {
 /// ends cleanly.
 #[tokio::test]
 async fn the_peer_shuts_its_read_side_and_the_chat_closes_cleanly() {
-    let (client, server) = connection().await;
+    let (client, server) = tcp_pair().await;
     let server = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         let mut items = Vec::new();
@@ -398,7 +368,7 @@ async fn the_peer_shuts_its_read_side_and_the_chat_closes_cleanly() {
 /// EOF.
 #[tokio::test]
 async fn the_chat_dropped_with_output_queued() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let mut chat = Chat::new(server, "\r\n");
     chat.push(Bytes::from(vec![b'q'; 32 << 20]));
     chat.push("tail\r\n");
@@ -418,7 +388,7 @@ async fn the_chat_dropped_with_output_queued() {
 /// peer sees EOF at once.
 #[tokio::test]
 async fn the_chat_dropped_before_any_poll() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let mut chat = Chat::new(server, "\r\n");
     chat.push("never sent\r\n");
     chat.close_when_done();
@@ -435,7 +405,7 @@ async fn the_chat_dropped_before_any_poll() {
 /// peer sees the end of the connection.
 #[tokio::test]
 async fn a_chat_task_aborted_while_writing() {
-    let (mut client, server) = connection().await;
+    let (mut client, server) = tcp_pair().await;
     let task = tokio::spawn(async move {
         let mut chat = Chat::new(server, "\r\n");
         chat.push_with_producer(Producer::from_reader(tokio::io::repeat(b'a').take(1 << 36)));
@@ -680,7 +650,7 @@ async fn the_input_ends_mid_conversation_over_tcp() {
         spans[6].after,
         input.len() - 1,
     ] {
-        let (mut client, server) = connection().await;
+        let (mut client, server) = tcp_pair().await;
         let server = tokio::spawn(serve(Chat::new(server, "\r\n\r\n")));
         client.write_all(&input[..k]).await.unwrap();
         client.shutdown().await.unwrap();
