@@ -714,7 +714,14 @@ where
     }
 
     /// The next frame, reading as needed.
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame, Error>>> {
+    ///
+    /// `decoded`: the buffer as it is was decoded already and held no frame,
+    /// so the first step is a read, not a second search of the same bytes.
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut decoded: bool,
+    ) -> Poll<Option<Result<Frame, Error>>> {
         loop {
             match self.phase {
                 Phase::Reading => {}
@@ -731,9 +738,12 @@ where
                 }
                 Phase::Finished => return Poll::Ready(None),
             }
-            if let Some(frame) = self.codec.decode(&mut self.read_buffer).transpose() {
-                return Poll::Ready(Some(frame));
+            if !decoded {
+                if let Some(frame) = self.codec.decode(&mut self.read_buffer).transpose() {
+                    return Poll::Ready(Some(frame));
+                }
             }
+            decoded = false;
             match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => self.phase = Phase::InputEnded,
                 Poll::Ready(Ok(_)) => {}
@@ -788,14 +798,12 @@ where
         // Frames already read come before output: the replies to a pipeline
         // of requests then leave together, in one write, once the buffer
         // runs dry (or output fills `out_buffer_size`), not one write each.
-        if this.phase == Phase::Reading
+        let decoded = this.phase == Phase::Reading
             && this.output.queued_bytes < this.out_buffer_size
-            && !this.output.is_closing()
-        {
-            match this.codec.decode(&mut this.read_buffer) {
-                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
-                Err(error) => return Poll::Ready(Some(Err(error))),
-                Ok(None) => {}
+            && !this.output.is_closing();
+        if decoded {
+            if let Some(frame) = this.codec.decode(&mut this.read_buffer).transpose() {
+                return Poll::Ready(Some(frame));
             }
         }
         match this.poll_send(cx, Side::Stream) {
@@ -806,7 +814,7 @@ where
             }
             _ => {}
         }
-        match this.poll_frame(cx) {
+        match this.poll_frame(cx, decoded) {
             Poll::Ready(Some(Err(error @ (Error::Io(_) | Error::Producer(_))))) => this.fail(error),
             other => other,
         }
