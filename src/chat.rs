@@ -33,6 +33,10 @@ const INITIAL_READ_SIZE: usize = 4 * 1024;
 /// The most pieces one vectored write carries.
 const MAX_WRITE_PIECES: usize = 64;
 
+/// Up to this many queued pieces, a vectored write prepares this many
+/// slices rather than `MAX_WRITE_PIECES`.
+const FEW_WRITE_PIECES: usize = 4;
+
 /// On an IO without vectored writes, pieces shorter than this that wait in a
 /// row are copied into one, so they leave in one segment.
 const COALESCE_BELOW: usize = 4 * 1024;
@@ -209,8 +213,30 @@ impl Output {
     }
 
     fn enqueue(&mut self, producer: Producer) {
+        if !self.fifo.is_empty() {
+            return self.enqueue_producer(producer);
+        }
+        // Every producer before it is drawn: bytes join the pieces at once,
+        // the common case of a reply, without a trip through the FIFO.
+        // Holding them there costs nothing more: they are in memory anyway.
+        match producer.into_piece() {
+            Ok(piece) => self.enqueue_piece(piece),
+            Err(producer) => self.enqueue_producer(producer),
+        }
+    }
+
+    fn enqueue_producer(&mut self, producer: Producer) {
         self.queued_bytes += producer.known_length();
         self.fifo.push_back(producer);
+    }
+
+    fn enqueue_piece(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        self.queued_bytes += piece.len();
+        self.piece_bytes += piece.len();
+        self.pieces.push_back(piece);
     }
 
     fn clear(&mut self) {
@@ -685,19 +711,13 @@ where
             let piece = &self.output.pieces[0];
             return io.poll_write(cx, &piece[..piece.len().min(limit)]);
         }
-        let mut slices = [IoSlice::new(&[]); MAX_WRITE_PIECES];
-        let mut count = 0;
-        let mut total = 0;
-        for piece in self.output.pieces.iter().take(MAX_WRITE_PIECES) {
-            if total == limit {
-                break;
-            }
-            let take = piece.len().min(limit - total);
-            slices[count] = IoSlice::new(&piece[..take]);
-            count += 1;
-            total += take;
+        // The slices live on the stack and are filled in full each time: a
+        // reply of a few pieces should not pay for 64.
+        if self.output.pieces.len() <= FEW_WRITE_PIECES {
+            poll_write_vectored::<_, FEW_WRITE_PIECES>(io, cx, &self.output.pieces, limit)
+        } else {
+            poll_write_vectored::<_, MAX_WRITE_PIECES>(io, cx, &self.output.pieces, limit)
         }
-        io.poll_write_vectored(cx, &slices[..count])
     }
 
     /// Reads once, at most the current read size, which doubles up to
@@ -749,13 +769,25 @@ where
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(error.into()))),
                 Poll::Pending => {
-                    if self.read_buffer.is_empty() {
-                        // Idle: hold no buffer while waiting.
-                        self.read_buffer = BytesMut::new();
-                    }
+                    self.shrink_idle_read_buffer();
                     return Poll::Pending;
                 }
             }
+        }
+    }
+
+    /// Waiting with nothing buffered: a read buffer of the first read's
+    /// size is kept, so that the next request costs no allocation; a larger
+    /// one, grown by a burst of input, is released, and reads start small
+    /// again.
+    fn shrink_idle_read_buffer(&mut self) {
+        // `capacity()` counts from the buffer's current start: an allocation
+        // grown for a long frame that arrived in short reads, consumed to
+        // near its end, can pass for a small one. It is kept then, as a
+        // `Framed` keeps its read buffer at the largest size it grew to.
+        if self.read_buffer.is_empty() && self.read_buffer.capacity() > INITIAL_READ_SIZE {
+            self.read_buffer = BytesMut::new();
+            self.read_size = INITIAL_READ_SIZE.min(self.in_buffer_size);
         }
     }
 
@@ -777,6 +809,28 @@ where
         self.output.closed = true;
         self.output.failed = true;
     }
+}
+
+/// One vectored write of at most `limit` bytes of the first `N` pieces.
+fn poll_write_vectored<T: AsyncWrite, const N: usize>(
+    io: Pin<&mut T>,
+    cx: &mut Context<'_>,
+    pieces: &VecDeque<Bytes>,
+    limit: usize,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); N];
+    let mut count = 0;
+    let mut total = 0;
+    for piece in pieces.iter().take(N) {
+        if total == limit {
+            break;
+        }
+        let take = piece.len().min(limit - total);
+        slices[count] = IoSlice::new(&piece[..take]);
+        count += 1;
+        total += take;
+    }
+    io.poll_write_vectored(cx, &slices[..count])
 }
 
 impl<T> Stream for Chat<T>

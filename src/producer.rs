@@ -171,6 +171,19 @@ impl Producer {
         }
     }
 
+    /// The bytes of a plain bytes producer, which are a piece already: the
+    /// `Chat` queues them as they are, without drawing. Any other producer
+    /// comes back as it was.
+    pub(crate) fn into_piece(self) -> Result<Bytes, Producer> {
+        match self.source {
+            Source::Bytes {
+                data,
+                piece_size: None,
+            } => Ok(data),
+            source => Err(Producer { source }),
+        }
+    }
+
     /// Draws the next piece, of at most `out_buffer_size` bytes where the
     /// producer decides the size. `Ready(None)`: exhausted (the close marker
     /// is never drawn from; the `Chat` handles it).

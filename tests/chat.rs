@@ -1381,3 +1381,51 @@ async fn reads_grow_up_to_in_buffer_size() {
     assert!(largest <= 100_000, "{largest}");
     assert!(log.read_offers[0] < 100_000, "the first read is small");
 }
+
+/// While the input pauses, a `Chat` keeps a read buffer of the first read's
+/// size at most: after a burst grew the reads, the grown buffer is released
+/// and the next request is read small again.
+#[tokio::test]
+async fn an_idle_chat_keeps_only_a_small_read_buffer() {
+    const LINES: usize = 1024;
+    let (client, mut server) = tcp_pair().await;
+    let (io, log) = Recording::new(client, true);
+    let mut chat = Chat::new(io, "\n");
+    let burst: Vec<u8> = [[b'x'; 1023].as_slice(), b"\n"].concat().repeat(LINES);
+    let writer = tokio::spawn(async move {
+        server.write_all(&burst).await.unwrap();
+        server
+    });
+    for _ in 0..LINES {
+        let frame = within("a line of the burst", chat.next()).await.unwrap();
+        assert_eq!(frame.unwrap().bytes().len(), 1023);
+    }
+    let mut server = within("the writer", writer).await.unwrap();
+    assert!(
+        futures::poll!(chat.next()).is_pending(),
+        "nothing more came"
+    );
+    let burst_reads = {
+        let log = log.lock().unwrap();
+        let largest = log.read_offers.iter().copied().max().unwrap();
+        assert!(largest > 4096, "the burst grew the reads to {largest}");
+        log.read_offers.len()
+    };
+
+    server.write_all(b"small\n").await.unwrap();
+    let frame = within("the small request", chat.next()).await.unwrap();
+    assert_eq!(frame.unwrap(), Frame::Complete("small".into()));
+    assert!(
+        futures::poll!(chat.next()).is_pending(),
+        "nothing more came"
+    );
+    let after_pause = log.lock().unwrap().read_offers[burst_reads];
+    assert!(after_pause <= 4096, "read {after_pause} after the pause");
+    let (_, buffer) = chat.into_parts();
+    assert!(buffer.is_empty());
+    assert!(
+        buffer.capacity() <= 4096,
+        "idle with {} bytes of read buffer",
+        buffer.capacity()
+    );
+}
