@@ -25,7 +25,7 @@ use asynchat::{Chat, Frame, Producer};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{BytesCodec, Framed, LinesCodec};
@@ -267,26 +267,38 @@ fn push_bytes_by(c: &mut Criterion, clock: Clock, suffix: &str) {
 /// The request of the echo row, newline included.
 const REQUEST: &[u8] = b"PING the quick brown fox jumps over the lazy dog\n";
 
-/// Times `iterations` round trips of the echo client: write a line, read the
-/// reply line.
-fn time_round_trips(
-    runtime: &Runtime,
-    client: &mut BufReader<TcpStream>,
-    reply: &mut Vec<u8>,
-    clock: Clock,
-    iterations: u64,
-) -> Duration {
-    runtime.block_on(async {
+/// The echo row's client: a thread of its own (the bench's) with blocking
+/// calls, off the runtime, so that the server's task has the runtime to
+/// itself whichever server it is.
+struct EchoClient {
+    stream: std::io::BufReader<std::net::TcpStream>,
+    reply: Vec<u8>,
+}
+
+impl EchoClient {
+    fn new(stream: TcpStream) -> Self {
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream.set_nodelay(true).unwrap();
+        EchoClient {
+            stream: std::io::BufReader::new(stream),
+            reply: Vec::new(),
+        }
+    }
+
+    /// Times `iterations` round trips: write a line, read the reply line.
+    fn time_round_trips(&mut self, clock: Clock, iterations: u64) -> Duration {
+        use std::io::{BufRead, Write};
         let start = clock.now();
         for _ in 0..iterations {
-            client.get_mut().write_all(REQUEST).await.unwrap();
-            reply.clear();
-            client.read_until(b'\n', reply).await.unwrap();
-            assert_eq!(&reply[..], REQUEST);
+            self.stream.get_mut().write_all(REQUEST).unwrap();
+            self.reply.clear();
+            self.stream.read_until(b'\n', &mut self.reply).unwrap();
+            assert_eq!(&self.reply[..], REQUEST);
         }
-        black_box(&reply);
+        black_box(&self.reply);
         clock.now() - start
-    })
+    }
 }
 
 /// Row 8: line echo round trips over loopback, one client: a `Chat` server
@@ -308,9 +320,7 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
         .throughput(Throughput::Elements(1));
 
     let (client, server) = runtime.block_on(connect(&listener));
-    client.set_nodelay(true).unwrap();
-    let mut client = BufReader::new(client);
-    let mut reply = Vec::new();
+    let mut client = EchoClient::new(client);
     let chat_server = runtime.spawn(async move {
         let mut chat = Chat::new(server, "\n");
         while let Some(frame) = chat.next().await {
@@ -321,16 +331,13 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
         }
     });
     group.bench_function("ours", |b| {
-        b.iter_custom(|iterations| {
-            time_round_trips(&runtime, &mut client, &mut reply, clock, iterations)
-        })
+        b.iter_custom(|iterations| client.time_round_trips(clock, iterations))
     });
     drop(client);
     runtime.block_on(chat_server).unwrap();
 
     let (client, server) = runtime.block_on(connect(&listener));
-    client.set_nodelay(true).unwrap();
-    let mut client = BufReader::new(client);
+    let mut client = EchoClient::new(client);
     let framed_server = runtime.spawn(async move {
         let mut framed = Framed::new(server, LinesCodec::new());
         while let Some(line) = framed.next().await {
@@ -338,9 +345,7 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
         }
     });
     group.bench_function("Framed_LinesCodec", |b| {
-        b.iter_custom(|iterations| {
-            time_round_trips(&runtime, &mut client, &mut reply, clock, iterations)
-        })
+        b.iter_custom(|iterations| client.time_round_trips(clock, iterations))
     });
     drop(client);
     runtime.block_on(framed_server).unwrap();
