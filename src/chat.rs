@@ -108,6 +108,11 @@ pub struct Chat<T> {
     io: T,
     codec: TerminatorCodec,
     read_buffer: BytesMut,
+    /// The read buffer's allocation outgrew the first read's size since it
+    /// was last released. Not derivable from the buffer: its `capacity()`
+    /// counts from the current start, and after a long frame is split off a
+    /// large allocation can show as small as a fresh one.
+    read_buffer_grown: bool,
     read_size: usize,
     in_buffer_size: usize,
     out_buffer_size: usize,
@@ -200,6 +205,7 @@ struct Output {
 
 impl Output {
     /// Nothing to write, flush or report: polling output would do nothing.
+    #[inline]
     fn is_idle(&self) -> bool {
         self.fifo.is_empty()
             && self.pieces.is_empty()
@@ -208,10 +214,12 @@ impl Output {
             && self.producer_error.is_none()
     }
 
+    #[inline]
     fn is_closing(&self) -> bool {
         self.closed || self.fifo.back().is_some_and(Producer::is_close)
     }
 
+    #[inline]
     fn enqueue(&mut self, producer: Producer) {
         if !self.fifo.is_empty() {
             return self.enqueue_producer(producer);
@@ -230,6 +238,7 @@ impl Output {
         self.fifo.push_back(producer);
     }
 
+    #[inline]
     fn enqueue_piece(&mut self, piece: Bytes) {
         if piece.is_empty() {
             return;
@@ -278,6 +287,7 @@ impl Output {
     }
 
     /// Forgets the first `written` bytes of `pieces`.
+    #[inline]
     fn advance(&mut self, mut written: usize) {
         self.queued_bytes -= written;
         self.piece_bytes -= written;
@@ -351,6 +361,7 @@ where
             io,
             codec,
             read_buffer: BytesMut::new(),
+            read_buffer_grown: false,
             read_size: INITIAL_READ_SIZE,
             in_buffer_size: DEFAULT_BUFFER_SIZE,
             out_buffer_size: DEFAULT_BUFFER_SIZE,
@@ -725,6 +736,9 @@ where
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let size = self.read_size;
         self.read_buffer.reserve(size);
+        // The buffer is only ever allocated here, and an allocation past the
+        // first read's size shows in `capacity()` right after it is made.
+        self.read_buffer_grown |= self.read_buffer.capacity() > INITIAL_READ_SIZE;
         let mut limited = (&mut self.read_buffer).limit(size);
         let read = ready!(poll_read_buf(Pin::new(&mut self.io), cx, &mut limited))?;
         if read == size {
@@ -778,15 +792,12 @@ where
 
     /// Waiting with nothing buffered: a read buffer of the first read's
     /// size is kept, so that the next request costs no allocation; a larger
-    /// one, grown by a burst of input, is released, and reads start small
-    /// again.
+    /// one, grown by a burst or a long frame, is released, and reads start
+    /// small again.
     fn shrink_idle_read_buffer(&mut self) {
-        // `capacity()` counts from the buffer's current start: an allocation
-        // grown for a long frame that arrived in short reads, consumed to
-        // near its end, can pass for a small one. It is kept then, as a
-        // `Framed` keeps its read buffer at the largest size it grew to.
-        if self.read_buffer.is_empty() && self.read_buffer.capacity() > INITIAL_READ_SIZE {
+        if self.read_buffer.is_empty() && self.read_buffer_grown {
             self.read_buffer = BytesMut::new();
+            self.read_buffer_grown = false;
             self.read_size = INITIAL_READ_SIZE.min(self.in_buffer_size);
         }
     }
@@ -852,10 +863,12 @@ where
         // Frames already read come before output: the replies to a pipeline
         // of requests then leave together, in one write, once the buffer
         // runs dry (or output fills `out_buffer_size`), not one write each.
+        // An empty buffer awaiting a delimiter is not searched: between
+        // requests that is the common case.
         let decoded = this.phase == Phase::Reading
             && this.output.queued_bytes < this.out_buffer_size
             && !this.output.is_closing();
-        if decoded {
+        if decoded && !this.codec.needs_input(&this.read_buffer) {
             if let Some(frame) = this.codec.decode(&mut this.read_buffer).transpose() {
                 return Poll::Ready(Some(frame));
             }

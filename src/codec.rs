@@ -343,6 +343,17 @@ impl TerminatorCodec {
         }
     }
 
+    /// Whether `decode` would find nothing without looking: the buffer is
+    /// empty and the next frame needs bytes (a delimiter's search, or none).
+    /// A counted message may complete, or fail its limit, on no bytes.
+    pub(crate) fn needs_input(&self, buffer: &BytesMut) -> bool {
+        buffer.is_empty()
+            && matches!(
+                self.state,
+                State::Delimited { .. } | State::SkippingDelimited { .. } | State::Unframed
+            )
+    }
+
     fn too_long(&self) -> Error {
         Error::FrameTooLong {
             limit: self.max_frame_length,

@@ -174,6 +174,7 @@ impl Producer {
     /// The bytes of a plain bytes producer, which are a piece already: the
     /// `Chat` queues them as they are, without drawing. Any other producer
     /// comes back as it was.
+    #[inline]
     pub(crate) fn into_piece(self) -> Result<Bytes, Producer> {
         match self.source {
             Source::Bytes {

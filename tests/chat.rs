@@ -962,6 +962,71 @@ async fn replies_still_go_out_after_the_peer_ended_its_input() {
     assert_eq!(replies, b"A\nB\nC\n");
 }
 
+/// A long frame that arrived in short reads grows the read buffer without
+/// growing the reads; the grown buffer is released all the same once the
+/// input pauses.
+#[tokio::test]
+async fn a_buffer_grown_by_a_long_frame_is_released_when_idle() {
+    // Lines of many lengths: a grown allocation is left anywhere from
+    // nearly empty to nearly full once its line is split off. A line of
+    // 4,095 bytes leaves 4 KiB of an 8 KiB allocation, as much as a fresh
+    // buffer shows.
+    let lengths = (12..18).flat_map(|power| [(1 << power) - 1, (1 << power) + 1_000]);
+    for length in lengths {
+        // The pipe hands over at most 1 KiB a read: the reads never come
+        // back full, so the read size stays at its first 4 KiB.
+        let (client, mut peer) = tokio::io::duplex(1024);
+        let mut chat = Chat::new(client, "\n");
+        let line = [vec![b'x'; length], b"\n".to_vec()].concat();
+        let writer = tokio::spawn(async move {
+            peer.write_all(&line).await.unwrap();
+            peer
+        });
+        let frame = within("the long line", chat.next()).await.unwrap();
+        assert_eq!(frame.unwrap().bytes().len(), length);
+        let _peer = within("the writer", writer).await.unwrap();
+        assert!(
+            futures::poll!(chat.next()).is_pending(),
+            "nothing more came"
+        );
+        // The allocation's full size, bytes split off its front included.
+        let allocation = Vec::from(chat.into_parts().1).capacity();
+        assert!(
+            allocation <= 4096,
+            "idle after a line of {length} bytes with {allocation} bytes of read buffer"
+        );
+    }
+}
+
+/// With nothing buffered, a counted terminator is still decoded before the
+/// `Chat` waits for input: `Length(0)` completes at once, and a length over
+/// the limit fails at once.
+#[tokio::test]
+async fn a_counted_terminator_is_decoded_on_an_empty_buffer() {
+    let (client, mut server) = tcp_pair().await;
+    server.write_all(b"head\n").await.unwrap();
+    let codec = TerminatorCodec::new("\n").with_max_frame_length(8);
+    let mut chat = Chat::with_codec(client, codec);
+    assert_eq!(
+        within("the head", chat.next()).await.unwrap().unwrap(),
+        Frame::Complete("head".into())
+    );
+    chat.set_terminator(0u64);
+    assert_eq!(
+        within("the empty body", chat.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        Frame::Complete(Bytes::new())
+    );
+    chat.set_terminator(9u64);
+    assert!(matches!(
+        within("the error", chat.next()).await,
+        Some(Err(Error::FrameTooLong { limit: 8 }))
+    ));
+    drop(server);
+}
+
 /// A message over the codec's limit is an error, and the `Chat` carries on
 /// with the next message.
 #[tokio::test]
@@ -1423,9 +1488,10 @@ async fn an_idle_chat_keeps_only_a_small_read_buffer() {
     assert!(after_pause <= 4096, "read {after_pause} after the pause");
     let (_, buffer) = chat.into_parts();
     assert!(buffer.is_empty());
+    // The allocation's full size, bytes split off its front included.
+    let allocation = Vec::from(buffer).capacity();
     assert!(
-        buffer.capacity() <= 4096,
-        "idle with {} bytes of read buffer",
-        buffer.capacity()
+        allocation <= 4096,
+        "idle with {allocation} bytes of read buffer"
     );
 }
