@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use asynchat::{Chat, Frame, Producer};
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -164,6 +164,42 @@ where
     })
 }
 
+/// Row 6, ours: the reader's bytes through a `Chat`, then close-when-done
+/// (everything queued is written, then the write side shut down).
+async fn reader_ours(stream: TcpStream) {
+    let mut chat = Chat::new(stream, "\n");
+    chat.push_with_producer(Producer::from_reader(source()));
+    chat.close().await.unwrap();
+}
+
+/// Row 6, the contender: `tokio::io::copy`, then shut down.
+async fn reader_io_copy(mut stream: TcpStream) {
+    let copied = tokio::io::copy(&mut source(), &mut stream).await.unwrap();
+    assert_eq!(copied, BULK);
+    stream.shutdown().await.unwrap();
+}
+
+/// Row 7, ours: `BULK` bytes of `piece` pushed on a `Chat`, then
+/// close-when-done.
+async fn push_ours(stream: TcpStream, piece: Bytes, out_buffer_size: usize) {
+    let mut chat = Chat::new(stream, "\n");
+    chat.set_out_buffer_size(out_buffer_size);
+    for _ in 0..BULK as usize / piece.len() {
+        chat.push(piece.clone());
+    }
+    chat.close().await.unwrap();
+}
+
+/// Row 7, the contender: the same pieces by `send` on a
+/// `Framed<_, BytesCodec>`, then closed.
+async fn push_framed(stream: TcpStream, piece: Bytes) {
+    let mut framed = Framed::new(stream, BytesCodec::new());
+    for _ in 0..BULK as usize / piece.len() {
+        framed.send(piece.clone()).await.unwrap();
+    }
+    SinkExt::<Bytes>::close(&mut framed).await.unwrap();
+}
+
 fn bulk_group<'a>(
     c: &'a mut Criterion,
     name: &str,
@@ -191,34 +227,11 @@ fn from_reader_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let mut group = bulk_group(c, &format!("reader_tcp{suffix}"));
     group.bench_function("ours", |b| {
-        b.iter_custom(|iterations| {
-            time_bulk(
-                &runtime,
-                &listener,
-                clock,
-                iterations,
-                |stream| async move {
-                    let mut chat = Chat::new(stream, "\n");
-                    chat.push_with_producer(Producer::from_reader(source()));
-                    // Close-when-done: everything queued, then the write side shut.
-                    chat.close().await.unwrap();
-                },
-            )
-        })
+        b.iter_custom(|iterations| time_bulk(&runtime, &listener, clock, iterations, reader_ours))
     });
     group.bench_function("tokio_io_copy", |b| {
         b.iter_custom(|iterations| {
-            time_bulk(
-                &runtime,
-                &listener,
-                clock,
-                iterations,
-                |mut stream| async move {
-                    let copied = tokio::io::copy(&mut source(), &mut stream).await.unwrap();
-                    assert_eq!(copied, BULK);
-                    stream.shutdown().await.unwrap();
-                },
-            )
+            time_bulk(&runtime, &listener, clock, iterations, reader_io_copy)
         })
     });
     group.finish();
@@ -237,7 +250,6 @@ fn push_bytes_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     let runtime = bulk_runtime();
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let piece = Bytes::from(vec![b'x'; PIECE]);
-    let pieces = BULK as usize / PIECE;
     let mut group = bulk_group(c, &format!("push_tcp{suffix}"));
     // `ours` with asynchat's default `out_buffer_size` of 64 KiB, the most
     // written at once; `ours_out1m` (for reference, no target) with 1 MiB:
@@ -246,15 +258,7 @@ fn push_bytes_by(c: &mut Criterion, clock: Clock, suffix: &str) {
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 time_bulk(&runtime, &listener, clock, iterations, |stream| {
-                    let piece = piece.clone();
-                    async move {
-                        let mut chat = Chat::new(stream, "\n");
-                        chat.set_out_buffer_size(out_buffer_size);
-                        for _ in 0..pieces {
-                            chat.push(piece.clone());
-                        }
-                        chat.close().await.unwrap();
-                    }
+                    push_ours(stream, piece.clone(), out_buffer_size)
                 })
             })
         });
@@ -262,14 +266,7 @@ fn push_bytes_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     group.bench_function("Framed_BytesCodec", |b| {
         b.iter_custom(|iterations| {
             time_bulk(&runtime, &listener, clock, iterations, |stream| {
-                let piece = piece.clone();
-                async move {
-                    let mut framed = Framed::new(stream, BytesCodec::new());
-                    for _ in 0..pieces {
-                        framed.send(piece.clone()).await.unwrap();
-                    }
-                    SinkExt::<Bytes>::close(&mut framed).await.unwrap();
-                }
+                push_framed(stream, piece.clone())
             })
         })
     });
@@ -313,6 +310,25 @@ impl EchoClient {
     }
 }
 
+/// Row 8, ours: a `Chat` line echo server.
+async fn echo_ours(stream: TcpStream) {
+    let mut chat = Chat::new(stream, "\n");
+    while let Some(frame) = chat.next().await {
+        if let Frame::Complete(line) = frame.unwrap() {
+            chat.push(line);
+            chat.push("\n");
+        }
+    }
+}
+
+/// Row 8, the contender: a `Framed<_, LinesCodec>` line echo server.
+async fn echo_framed(stream: TcpStream) {
+    let mut framed = Framed::new(stream, LinesCodec::new());
+    while let Some(line) = framed.next().await {
+        framed.send(line.unwrap()).await.unwrap();
+    }
+}
+
 /// Row 8: line echo round trips over loopback, one client: a `Chat` server
 /// against a `Framed<_, LinesCodec>` server.
 fn echo(c: &mut Criterion) {
@@ -333,15 +349,7 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
 
     let (client, server) = runtime.block_on(connect(&listener));
     let mut client = EchoClient::new(client);
-    let chat_server = runtime.spawn(async move {
-        let mut chat = Chat::new(server, "\n");
-        while let Some(frame) = chat.next().await {
-            if let Frame::Complete(line) = frame.unwrap() {
-                chat.push(line);
-                chat.push("\n");
-            }
-        }
-    });
+    let chat_server = runtime.spawn(echo_ours(server));
     group.bench_function("ours", |b| {
         b.iter_custom(|iterations| client.time_round_trips(clock, iterations))
     });
@@ -350,12 +358,7 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
 
     let (client, server) = runtime.block_on(connect(&listener));
     let mut client = EchoClient::new(client);
-    let framed_server = runtime.spawn(async move {
-        let mut framed = Framed::new(server, LinesCodec::new());
-        while let Some(line) = framed.next().await {
-            framed.send(line.unwrap()).await.unwrap();
-        }
-    });
+    let framed_server = runtime.spawn(echo_framed(server));
     group.bench_function("Framed_LinesCodec", |b| {
         b.iter_custom(|iterations| client.time_round_trips(clock, iterations))
     });
@@ -364,5 +367,105 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     group.finish();
 }
 
+/// Paired runs, after criterion's: each round times one contender then
+/// the other (in turns, which goes first), back to back, and the row's
+/// figure is the median of the rounds' ratios (the contender's time over
+/// ours). Load that comes and goes on a shared machine hits both halves of
+/// a round alike, where criterion measures one contender for seconds, then
+/// the other. Printed as `paired <group> <ours> <contender> <median>
+/// <lowest> <highest> <rounds>` for `scripts/bench-table.sh`; the same
+/// filter as criterion's selects the rows.
+fn paired(filter: Option<&str>) {
+    let rounds = std::env::var("ASYNCHAT_PAIRED_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(21);
+    let selected = |group: &str| filter.is_none_or(|filter| group.contains(filter));
+    let bulk_runtime = bulk_runtime();
+    let listener = bulk_runtime
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let bulk = |send: &dyn Fn(TcpStream) -> futures::future::BoxFuture<'static, ()>| {
+        time_bulk(&bulk_runtime, &listener, Clock::Wall, 1, send)
+    };
+    if selected("paired_reader_tcp") {
+        let ratios = paired_ratios(
+            rounds,
+            || bulk(&|s| Box::pin(reader_ours(s))),
+            || bulk(&|s| Box::pin(reader_io_copy(s))),
+        );
+        report("paired_reader_tcp", "ours", "tokio_io_copy", ratios);
+    }
+    if selected("paired_push_tcp") {
+        let piece = Bytes::from(vec![b'x'; PIECE]);
+        let ours = || bulk(&|s| Box::pin(push_ours(s, piece.clone(), 64 << 10)));
+        let theirs = || bulk(&|s| Box::pin(push_framed(s, piece.clone())));
+        report(
+            "paired_push_tcp",
+            "ours",
+            "Framed_BytesCodec",
+            paired_ratios(rounds, ours, theirs),
+        );
+    }
+    if selected("paired_echo_tcp") {
+        const ROUND_TRIPS: u64 = 2_000;
+        let servers = runtime();
+        let (client, stream) = servers.block_on(connect(&listener));
+        servers.spawn(echo_ours(stream));
+        let mut ours = EchoClient::new(client);
+        let (client, stream) = servers.block_on(connect(&listener));
+        servers.spawn(echo_framed(stream));
+        let mut theirs = EchoClient::new(client);
+        let ratios = paired_ratios(
+            rounds,
+            || ours.time_round_trips(Clock::Wall, ROUND_TRIPS),
+            || theirs.time_round_trips(Clock::Wall, ROUND_TRIPS),
+        );
+        report("paired_echo_tcp", "ours", "Framed_LinesCodec", ratios);
+    }
+}
+
+/// The contender's time over ours, one ratio a round; one round first, not
+/// counted, to warm up.
+fn paired_ratios(
+    rounds: usize,
+    mut ours: impl FnMut() -> Duration,
+    mut theirs: impl FnMut() -> Duration,
+) -> Vec<f64> {
+    ours();
+    theirs();
+    (0..rounds)
+        .map(|round| {
+            let (our_time, their_time) = if round % 2 == 0 {
+                let our_time = ours();
+                (our_time, theirs())
+            } else {
+                let their_time = theirs();
+                (ours(), their_time)
+            };
+            their_time.as_secs_f64() / our_time.as_secs_f64()
+        })
+        .collect()
+}
+
+fn report(group: &str, ours: &str, contender: &str, mut ratios: Vec<f64>) {
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let (lowest, highest) = (ratios[0], ratios[ratios.len() - 1]);
+    println!(
+        "paired {group} {ours} {contender} {median:.3} {lowest:.3} {highest:.3} {}",
+        ratios.len()
+    );
+}
+
 criterion_group!(benches, from_reader, push_bytes, echo);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Criterion's filter is the first argument that is not a flag.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|argument| !argument.starts_with('-'));
+    paired(filter.as_deref());
+}
