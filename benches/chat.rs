@@ -380,7 +380,7 @@ fn paired(filter: Option<&str>) {
         .ok()
         .and_then(|rounds| rounds.parse().ok())
         .unwrap_or(21);
-    let selected = |group: &str| filter.is_none_or(|filter| group.contains(filter));
+    let selected = |group: &str| filter.map_or(true, |filter| group.contains(filter));
     let bulk_runtime = bulk_runtime();
     let listener = bulk_runtime
         .block_on(TcpListener::bind("127.0.0.1:0"))
