@@ -13,7 +13,7 @@
 # samples (the times least disturbed by other work on a shared machine). A
 # target is "met" when both meet it, "missed" when neither does, and "split"
 # otherwise. A second table gives the TCP rows' paired rounds (benches/chat.rs
-# runs them after criterion's groups): each round times ours and the
+# runs them before criterion's groups): each round times ours and the
 # contender back to back, and the figure is the median of the rounds' ratios.
 set -euo pipefail
 
