@@ -316,7 +316,7 @@ async fn echo_ours(stream: TcpStream) {
     while let Some(frame) = chat.next().await {
         if let Frame::Complete(line) = frame.unwrap() {
             chat.push(line);
-            chat.push("\n");
+            chat.push(Bytes::from_static(b"\n"));
         }
     }
 }
@@ -409,7 +409,10 @@ fn paired(filter: Option<&str>) {
     }
     if selected("paired_echo_tcp") {
         const ROUND_TRIPS: u64 = 2_000;
+        // A listener of the servers' runtime: the bulk rows' one is only
+        // driven while that runtime runs.
         let servers = runtime();
+        let listener = servers.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let (client, stream) = servers.block_on(connect(&listener));
         servers.spawn(echo_ours(stream));
         let mut ours = EchoClient::new(client);

@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::time::Instant;
 
 use asynchat::{Chat, Frame};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LinesCodec};
@@ -28,7 +29,7 @@ async fn chat_server(stream: TcpStream) {
     while let Some(frame) = chat.next().await {
         if let Frame::Complete(line) = frame.expect("a line") {
             chat.push(line);
-            chat.push("\n");
+            chat.push(Bytes::from_static(b"\n"));
         }
     }
 }
