@@ -373,13 +373,19 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
 /// ours). Load that comes and goes on a shared machine hits both halves of
 /// a round alike, where criterion measures one contender for seconds, then
 /// the other. Printed as `paired <group> <ours> <contender> <median>
-/// <lowest> <highest> <rounds>` for `scripts/bench-table.sh`; the same
-/// filter as criterion's selects the rows.
+/// <lowest> <highest> <rounds>` for `scripts/bench-table.sh`; criterion's
+/// filter selects the rows, and `ASYNCHAT_PAIRED_ROUNDS` sets the number of
+/// rounds (0: none).
 fn paired(filter: Option<&str>) {
-    let rounds = std::env::var("ASYNCHAT_PAIRED_ROUNDS")
-        .ok()
-        .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(21);
+    let rounds = match std::env::var("ASYNCHAT_PAIRED_ROUNDS") {
+        Ok(rounds) => rounds
+            .parse()
+            .expect("ASYNCHAT_PAIRED_ROUNDS: a number of rounds"),
+        Err(_) => 21,
+    };
+    if rounds == 0 {
+        return;
+    }
     let selected = |group: &str| filter.map_or(true, |filter| group.contains(filter));
     let bulk_runtime = bulk_runtime();
     let listener = bulk_runtime
@@ -453,7 +459,12 @@ fn paired_ratios(
 
 fn report(group: &str, ours: &str, contender: &str, mut ratios: Vec<f64>) {
     ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let middle = ratios.len() / 2;
+    let median = if ratios.len() % 2 == 0 {
+        (ratios[middle - 1] + ratios[middle]) / 2.0
+    } else {
+        ratios[middle]
+    };
     let (lowest, highest) = (ratios[0], ratios[ratios.len() - 1]);
     println!(
         "paired {group} {ours} {contender} {median:.3} {lowest:.3} {highest:.3} {}",
@@ -466,12 +477,47 @@ criterion_group!(benches, from_reader, push_bytes, echo);
 fn main() {
     // First, in a fresh process: after criterion's groups `Framed`'s push
     // was seen running at half its speed, in paired rounds too, where on
-    // its own it keeps its speed for hundreds of rounds.
-    // Criterion's filter is the first argument that is not a flag.
-    let filter = std::env::args()
-        .skip(1)
-        .find(|argument| !argument.starts_with('-'));
-    paired(filter.as_deref());
+    // its own it keeps its speed for hundreds of rounds. Only under
+    // `cargo bench` (which passes `--bench`), not `--list` or `cargo test`.
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if arguments.iter().any(|argument| argument == "--bench")
+        && !arguments.iter().any(|argument| argument == "--list")
+    {
+        paired(criterion_filter(&arguments));
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// Criterion's filter: the first argument that is neither a flag nor a
+/// flag's value. Paired rows are selected by a substring of their group's
+/// name (criterion matches a regular expression).
+fn criterion_filter(arguments: &[String]) -> Option<&str> {
+    const TAKING_A_VALUE: [&str; 16] = [
+        "--baseline",
+        "--color",
+        "--confidence-level",
+        "--format",
+        "--load-baseline",
+        "--logfile",
+        "--measurement-time",
+        "--noise-threshold",
+        "--nresamples",
+        "--output-format",
+        "--plotting-backend",
+        "--profile-time",
+        "--sample-size",
+        "--save-baseline",
+        "--significance-level",
+        "--warm-up-time",
+    ];
+    let mut arguments = arguments.iter();
+    while let Some(argument) = arguments.next() {
+        if TAKING_A_VALUE.contains(&argument.as_str()) {
+            arguments.next();
+        } else if !argument.starts_with('-') {
+            return Some(argument);
+        }
+    }
+    None
 }

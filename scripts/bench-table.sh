@@ -22,7 +22,8 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 
 paired="$target_dir/criterion/paired.txt"
 if [[ "${1:-}" != "--no-run" ]]; then
-    cargo bench --bench codec --bench chat | tee /dev/stderr | grep '^paired ' >"$paired.new"
+    mkdir -p "$target_dir/criterion"
+    cargo bench --bench codec --bench chat | tee /dev/stderr | { grep '^paired ' || true; } >"$paired.new"
     mv "$paired.new" "$paired"
 fi
 

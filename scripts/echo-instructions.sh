@@ -3,8 +3,9 @@
 # server and the Framed<_, LinesCodec> server (examples/echo_round_trips.rs),
 # counted by callgrind: the whole process, client and runtime included. The
 # two make the same system calls per round trip (strace -c), so the
-# difference is the servers' own work. Unlike a timing, the count barely
-# moves with the machine's load.
+# difference is the servers' own work. Unlike a timing, the count moves
+# little with the machine's load: about 2% from run to run (the runtime's
+# parking and waking), so compare runs, not single counts.
 #
 #   scripts/echo-instructions.sh [ROUND_TRIPS]     # default 20000
 #
@@ -20,9 +21,12 @@ trap 'rm -rf "$work"' EXIT
 
 declare -A per_round_trip
 for server in chat framed; do
-    valgrind --tool=callgrind --callgrind-out-file="$work/$server.out" \
+    if ! valgrind --tool=callgrind --callgrind-out-file="$work/$server.out" \
         "$target_dir/release/examples/echo_round_trips" "$server" "$round_trips" \
-        >/dev/null 2>"$work/$server.log"
+        >/dev/null 2>"$work/$server.log"; then
+        cat "$work/$server.log" >&2
+        exit 1
+    fi
     total="$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/$server.log")"
     per_round_trip[$server]=$((total / round_trips))
     echo "$server: $total instructions, ${per_round_trip[$server]} per round trip"

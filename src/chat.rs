@@ -376,8 +376,8 @@ where
 
 impl<T> Chat<T> {
     /// Queues bytes for output, after everything queued before: asynchat's
-    /// `push`. They leave in pieces of at most
-    /// [`out_buffer_size`](Self::out_buffer_size). `Bytes`, `Vec<u8>` and
+    /// `push`. They are written at most
+    /// [`out_buffer_size`](Self::out_buffer_size) at a time. `Bytes`, `Vec<u8>` and
     /// `String` are not copied; `&str` and `&[u8]` are, into an allocation
     /// of their own: for constant bytes pushed often (a reply's `\r\n`),
     /// `Bytes::from_static` costs neither.

@@ -304,7 +304,13 @@ impl TerminatorCodec {
     /// # Ok::<(), asynchat::Error>(())
     /// ```
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
-        let terminator = terminator.into();
+        // A delimiter built directly can be empty, which would end a message
+        // at every byte, forever: it means no terminator, as it does when
+        // converted.
+        let terminator = match terminator.into() {
+            Terminator::Delimiter(delimiter) if delimiter.is_empty() => Terminator::None,
+            terminator => terminator,
+        };
         match &mut self.state {
             State::SkippingDelimited { then, .. } | State::SkippingCounted { then, .. } => {
                 *then = terminator.clone();

@@ -187,6 +187,23 @@ fn none_yields_partials_in_both_modes() {
     }
 }
 
+/// An empty delimiter built directly, not through a conversion, means no
+/// terminator too: it must not end a message at every byte, forever.
+#[test]
+fn an_empty_delimiter_built_directly_means_none() {
+    for mut codec in [
+        TerminatorCodec::new(Terminator::Delimiter(Bytes::new())),
+        TerminatorCodec::streaming(Terminator::Delimiter(Bytes::new())),
+    ] {
+        assert_eq!(codec.terminator(), &Terminator::None);
+        let mut buffer = BytesMut::from(&b"abc"[..]);
+        assert_eq!(codec.decode(&mut buffer).unwrap(), partial(b"abc"));
+        assert_eq!(codec.decode(&mut buffer).unwrap(), None);
+        codec.set_terminator(Terminator::Delimiter(Bytes::new()));
+        assert_eq!(codec.terminator(), &Terminator::None);
+    }
+}
+
 // --------------------------------------------------------------------- EOF
 
 #[test]
