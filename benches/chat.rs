@@ -19,6 +19,8 @@
 //!
 //! `scripts/bench-table.sh` turns the results into the ratio table.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -59,32 +61,10 @@ impl Clock {
     }
 }
 
-/// The CPU time of the whole process, all threads, user and system.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+/// The CPU time of the whole process, all threads, user and system;
+/// elsewhere than on Linux the `_cpu` groups measure the wall clock too.
 fn process_cpu_time() -> Duration {
-    #[repr(C)]
-    struct Timespec {
-        seconds: i64,
-        nanoseconds: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-    }
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut time = Timespec {
-        seconds: 0,
-        nanoseconds: 0,
-    };
-    // SAFETY: `time` is a valid `struct timespec` (64-bit Linux) to write to.
-    let result = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut time) };
-    assert_eq!(result, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    Duration::new(time.seconds as u64, time.nanoseconds as u32)
-}
-
-/// Elsewhere the `_cpu` groups measure the wall clock too.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn process_cpu_time() -> Duration {
-    Clock::Wall.now()
+    common::cpu_time(common::PROCESS_CPU).unwrap_or_else(|| Clock::Wall.now())
 }
 
 /// The runtime of the bulk rows: one thread, which writes and waits for the

@@ -21,6 +21,8 @@
 //!
 //! `scripts/bench-table.sh` turns the results into the ratio table.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -66,29 +68,8 @@ impl Clock {
 }
 
 /// The CPU time of the calling thread, in nanoseconds.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn thread_cpu_nanos() -> Option<u64> {
-    #[repr(C)]
-    struct Timespec {
-        seconds: i64,
-        nanoseconds: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut time = Timespec {
-        seconds: 0,
-        nanoseconds: 0,
-    };
-    // SAFETY: `time` is a valid `struct timespec` (64-bit Linux) to write to.
-    let result = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    (result == 0).then(|| time.seconds as u64 * 1_000_000_000 + time.nanoseconds as u64)
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_nanos() -> Option<u64> {
-    None
+    common::cpu_time(common::THREAD_CPU).map(|time| time.as_nanos() as u64)
 }
 
 impl Measurement for Clock {
