@@ -39,26 +39,29 @@ paired_results = Path(sys.argv[2])
 # our time, at least the target; kind "time": our first time / our second,
 # at most the target; kind "info": no target, shown for reference.
 ROWS = [
-    ("64-byte lines `\\r\\n`", "lines64_crlf", "ours", "LinesCodec", "rate", 2.0),
-    ("64-byte lines `\\r\\n`", "lines64_crlf", "ours", "AnyDelimiterCodec", "rate", 1.5),
-    ("64-byte lines `\\r\\n`", "lines64_crlf", "floor", "LinesCodec", "info", None),
-    ("64-byte lines `\\n`", "lines64_lf", "ours", "LinesCodec", "rate", 2.0),
-    ("64-byte lines `\\n`", "lines64_lf", "ours", "AnyDelimiterCodec", "rate", 1.5),
-    ("64-byte lines `\\n`", "lines64_lf", "floor", "LinesCodec", "info", None),
+    row
+    for case, group in [("64-byte lines `\\r\\n`", "lines64_crlf"), ("64-byte lines `\\n`", "lines64_lf")]
+    for row in [
+        (case, group, "ours", "LinesCodec", "rate", 2.0),
+        (case, group, "ours", "AnyDelimiterCodec", "rate", 1.5),
+        (case, group, "floor", "LinesCodec", "info", None),
+    ]
+] + [
     ("1 MiB messages `\\r\\n\\r\\n`", "mib_crlfcrlf", "whole", "memmem_scan", "rate", 0.9),
     ("1 MiB messages `\\r\\n\\r\\n`", "mib_crlfcrlf", "streaming", "memmem_scan", "rate", 0.9),
     ("1 MiB messages `\\r\\n\\r\\n`", "mib_crlfcrlf", "memmem_scan", "memmem_in_place", "info", None),
     ("256-byte messages, 4-byte length", "length_prefixed256", "ours", "LengthDelimitedCodec", "rate", 1.2),
     ("16 MiB message, 1 KiB reads / one read", "big16mib", "whole_1k_reads", "whole_one_read", "time", 2.5),
     ("16 MiB message, 1 KiB reads / one read", "big16mib", "streaming_1k_reads", "streaming_one_read", "time", 2.5),
-    ("`Producer::from_reader` over TCP", "reader_tcp", "ours", "tokio_io_copy", "rate", 0.9),
-    ("64 KiB `Bytes` pushed over TCP", "push_tcp", "ours", "Framed_BytesCodec", "rate", 1.2),
-    ("64 KiB `Bytes` pushed over TCP", "push_tcp", "ours_out1m", "Framed_BytesCodec", "info", None),
-    ("line echo round trips over TCP", "echo_tcp", "ours", "Framed_LinesCodec", "rate", 1.0),
-    ("`Producer::from_reader` over TCP, per CPU-second", "reader_tcp_cpu", "ours", "tokio_io_copy", "rate", 0.9),
-    ("64 KiB `Bytes` pushed over TCP, per CPU-second", "push_tcp_cpu", "ours", "Framed_BytesCodec", "rate", 1.2),
-    ("64 KiB `Bytes` pushed over TCP, per CPU-second", "push_tcp_cpu", "ours_out1m", "Framed_BytesCodec", "info", None),
-    ("line echo round trips over TCP, per CPU-second", "echo_tcp_cpu", "ours", "Framed_LinesCodec", "rate", 1.0),
+] + [
+    (case + per, group + suffix, ours, contender, kind, target)
+    for per, suffix in [("", ""), (", per CPU-second", "_cpu")]
+    for case, group, ours, contender, kind, target in [
+        ("`Producer::from_reader` over TCP", "reader_tcp", "ours", "tokio_io_copy", "rate", 0.9),
+        ("64 KiB `Bytes` pushed over TCP", "push_tcp", "ours", "Framed_BytesCodec", "rate", 1.2),
+        ("64 KiB `Bytes` pushed over TCP", "push_tcp", "ours_out1m", "Framed_BytesCodec", "info", None),
+        ("line echo round trips over TCP", "echo_tcp", "ours", "Framed_LinesCodec", "rate", 1.0),
+    ]
 ]
 
 
