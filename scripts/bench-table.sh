@@ -81,18 +81,16 @@ def load(group, bench):
 
 def rate(nanoseconds, throughput):
     """A rate, in the bench's throughput unit per second."""
-    if "Bytes" in throughput:
-        value = throughput["Bytes"] * 1e9 / nanoseconds
-        for unit in ("B/s", "KiB/s", "MiB/s", "GiB/s"):
-            if value < 1024 or unit == "GiB/s":
-                return f"{value:.3g} {unit}"
-            value /= 1024
-    if "Elements" in throughput:
-        value = throughput["Elements"] * 1e9 / nanoseconds
-        for unit in ("/s", "K/s", "M/s", "G/s"):
-            if value < 1000 or unit == "G/s":
-                return f"{value:.3g} {unit}"
-            value /= 1000
+    for kind, step, units in [
+        ("Bytes", 1024, ("B/s", "KiB/s", "MiB/s", "GiB/s")),
+        ("Elements", 1000, ("/s", "K/s", "M/s", "G/s")),
+    ]:
+        if kind in throughput:
+            value = throughput[kind] * 1e9 / nanoseconds
+            for unit in units:
+                if value < step or unit == units[-1]:
+                    return f"{value:.3g} {unit}"
+                value /= step
     return f"{nanoseconds / 1e6:.3g} ms"
 
 
