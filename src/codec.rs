@@ -7,6 +7,7 @@
 
 use std::mem;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 use tokio_util::codec::{Decoder, Encoder};
@@ -69,51 +70,92 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// memory does not grow with the message.
 #[derive(Debug, Clone)]
 pub struct TerminatorCodec {
+    /// The terminator as last set: what [`terminator`](Self::terminator)
+    /// reports, and what the message after an overlong one is framed by.
     terminator: Terminator,
     state: State,
     streaming: bool,
     max_frame_length: usize,
-    /// The search of the delimiter last set. It stays while a `Length` or
+    /// The search of the delimiters last set. It stays while a `Length` or
     /// `None` is in force: protocols that switch from a delimiter to a count
     /// and back (HTTP, RESP) then build each delimiter's searcher once. It
     /// lives outside [`State`] so that switching terminators moves a few
-    /// words, not a `memmem::Finder`. Before any delimiter is set it is a
-    /// placeholder, `Byte(b'\n')`, never consulted.
+    /// words, not a searcher. Before any delimiter is set it searches for
+    /// `\n`, which no state consults.
     searcher: Searcher,
+    /// What ended the last [`Frame::Complete`].
+    matched: Matched,
 }
 
 /// Where the decoder is within the current message.
 #[derive(Debug, Clone)]
 enum State {
-    /// Looking for the delimiter from the start of the buffer.
+    /// A delimiter may begin in `preceding`, the bytes handed out just
+    /// before the message (see
+    /// [`set_terminator_after`](TerminatorCodec::set_terminator_after)), and
+    /// end in the first bytes of the message. Decided as soon as enough
+    /// bytes are here (fewer than the longest delimiter); then the message
+    /// is empty, or the search goes on as [`State::Delimited`].
+    DelimitedAfter { preceding: Bytes },
+    /// Looking for a delimiter from the start of the buffer.
     ///
-    /// `next_index` is where the next search starts. No occurrence of the
-    /// delimiter starts before it, so those bytes are never searched again.
-    /// For example, with delimiter `\r\n`, if decode was called with
-    /// `abc\r` it searched all four bytes and found nothing; `next_index`
-    /// is then 3, one delimiter length minus one before the end, because the
-    /// `\r` may begin the delimiter. When `\ndef` arrives, the search looks
-    /// only at `\r\ndef`.
+    /// `next_index` is where the next search starts. No delimiter starts
+    /// before it, so those bytes are never searched again. For example,
+    /// with delimiter `\r\n`, if decode was called with `abc\r` it searched
+    /// all four bytes and found nothing; `next_index` is then 3, because
+    /// the `\r` may begin the delimiter. When `\ndef` arrives, the search
+    /// looks only at `\r\ndef`.
     Delimited { next_index: usize },
     /// Whole-frame mode only: the message passed the limit, the error was
-    /// returned, and its bytes are dropped up to and including the delimiter.
-    /// `then` is the terminator of the next message: the same delimiter,
-    /// unless one was set since the error.
-    SkippingDelimited { then: Terminator },
+    /// returned, and its bytes are dropped up to and including the
+    /// delimiter. The next message is framed by the codec's terminator,
+    /// after `preceding` when `set_terminator_after` was called meanwhile.
+    SkippingDelimited { preceding: Bytes },
     /// Framing by a count: `remaining` bytes of the message are still to be
     /// handed out (whole-frame mode hands them out in one go at the end).
     Counted { remaining: u64 },
     /// Whole-frame mode only: a `Length` above the limit; its `remaining`
-    /// bytes are dropped as they arrive. `then` is the terminator of the
-    /// next message: `None`, as after any `Length`, unless one was set since
-    /// the error.
-    SkippingCounted { remaining: u64, then: Terminator },
+    /// bytes are dropped as they arrive. `then` frames the next message
+    /// (after `preceding`): `None`, as after any `Length`, unless a
+    /// terminator was set since the error. (The codec's terminator reads
+    /// the `Length` until then.)
+    SkippingCounted {
+        remaining: u64,
+        then: Terminator,
+        preceding: Bytes,
+    },
     /// No terminator: every byte is data.
     Unframed,
 }
 
+/// What ended the last `Frame::Complete`.
+#[derive(Debug, Clone)]
+enum Matched {
+    /// A count, or nothing was decoded yet.
+    Nothing,
+    /// The searcher's delimiter of this index: a frame costs one store.
+    Delimiter(usize),
+    /// A delimiter of an earlier searcher, kept when the searcher was
+    /// replaced.
+    Earlier(Bytes),
+}
+
+/// What a search of the buffer found. Positions count from the start of
+/// the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// A delimiter ends the message: the searcher's delimiter `index`, at
+    /// `start`. No other delimiter can start before it or, starting there,
+    /// be longer, whatever bytes come next.
+    Found { start: usize, index: usize },
+    /// Nothing ends the message yet: the bytes before `resume` cannot begin
+    /// a delimiter; those from `resume` on may, once more bytes arrive.
+    NotYet { resume: usize },
+}
+
 /// A delimiter's search, built once: `memchr` for one byte, a `memmem`
-/// finder for more.
+/// finder for more, and for a set of delimiters a scan for their first
+/// bytes or an Aho-Corasick automaton.
 ///
 /// The finder is boxed: inline it is close to 300 bytes, which would make
 /// every codec (and every `Chat`) that large to move.
@@ -121,36 +163,148 @@ enum State {
 enum Searcher {
     Byte(u8),
     Bytes(Box<memmem::Finder<'static>>),
+    Set(Box<DelimiterSet>),
+}
+
+/// A set of delimiters and its search.
+#[derive(Debug, Clone)]
+struct DelimiterSet {
+    /// Longest first (in the given order among equals): at a byte where
+    /// several start, the first that matches is the one that wins.
+    delimiters: Vec<Bytes>,
+    scan: SetScan,
+}
+
+/// How a set finds its earliest delimiter.
+#[derive(Debug, Clone)]
+enum SetScan {
+    /// Up to three distinct first bytes: `memchr`, `memchr2` or `memchr3`
+    /// finds each place a delimiter may start, and the delimiters are
+    /// compared there, longest first. For the common sets (`\r\n` and `\n`;
+    /// `\r\n.\r\n` and `\n.\n`) this runs at `memchr` speed; building it
+    /// costs nothing.
+    FirstBytes(Vec<u8>),
+    /// More first bytes: an Aho-Corasick automaton with leftmost-longest
+    /// matching, which is exactly the rule (earliest start, then longest).
+    Automaton(AhoCorasick),
 }
 
 impl Searcher {
-    fn new(delimiter: &[u8]) -> Self {
-        match delimiter {
-            [byte] => Searcher::Byte(*byte),
-            _ => Searcher::Bytes(Box::new(memmem::Finder::new(delimiter).into_owned())),
+    fn new(delimiters: &[Bytes]) -> Self {
+        match delimiters {
+            [delimiter] => match &delimiter[..] {
+                [byte] => Searcher::Byte(*byte),
+                bytes => Searcher::Bytes(Box::new(memmem::Finder::new(bytes).into_owned())),
+            },
+            _ => {
+                let mut sorted = delimiters.to_vec();
+                sorted.sort_by_key(|delimiter| std::cmp::Reverse(delimiter.len()));
+                let mut first_bytes: Vec<u8> =
+                    sorted.iter().map(|delimiter| delimiter[0]).collect();
+                first_bytes.sort_unstable();
+                first_bytes.dedup();
+                let scan = if first_bytes.len() <= 3 {
+                    SetScan::FirstBytes(first_bytes)
+                } else {
+                    SetScan::Automaton(
+                        AhoCorasick::builder()
+                            .match_kind(MatchKind::LeftmostLongest)
+                            .build(&sorted)
+                            .expect("a few short delimiters fit any automaton"),
+                    )
+                };
+                Searcher::Set(Box::new(DelimiterSet {
+                    delimiters: sorted,
+                    scan,
+                }))
+            }
         }
     }
 
-    fn delimiter(&self) -> &[u8] {
+    /// Whether this searcher searches for exactly `delimiters`.
+    fn searches_for(&self, delimiters: &[Bytes]) -> bool {
+        match self {
+            Searcher::Set(set) => {
+                set.delimiters.len() == delimiters.len()
+                    && delimiters
+                        .iter()
+                        .all(|delimiter| set.delimiters.contains(delimiter))
+            }
+            _ => delimiters.len() == 1 && self.delimiter(0) == &delimiters[0][..],
+        }
+    }
+
+    /// The delimiter of this index (0 for a single delimiter).
+    #[inline]
+    fn delimiter(&self, index: usize) -> &[u8] {
         match self {
             Searcher::Byte(byte) => std::slice::from_ref(byte),
             Searcher::Bytes(finder) => finder.needle(),
+            Searcher::Set(set) => &set.delimiters[index],
         }
     }
 
-    #[inline]
-    fn find(&self, haystack: &[u8]) -> Option<usize> {
+    fn longest(&self) -> usize {
+        self.delimiter(0).len()
+    }
+
+    /// The earliest delimiter that ends within `haystack` (longest at a
+    /// tie): its offset and index. A longer one that would begin at or
+    /// before it and end past the haystack is not seen: see
+    /// [`TerminatorCodec::search`].
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
         match self {
-            Searcher::Byte(byte) => memchr::memchr(*byte, haystack),
-            Searcher::Bytes(finder) => finder.find(haystack),
+            Searcher::Byte(byte) => memchr::memchr(*byte, haystack).map(|offset| (offset, 0)),
+            Searcher::Bytes(finder) => finder.find(haystack).map(|offset| (offset, 0)),
+            Searcher::Set(set) => set.find(haystack),
         }
     }
 
-    /// Where to resume after searching all of `searched_length` bytes in
-    /// vain: the last `delimiter.len() - 1` bytes may begin the delimiter.
+    /// How many bytes at the end of `haystack` may begin a delimiter: the
+    /// bytes to hold back, at most the longest delimiter's length minus one.
+    fn held_back(&self, haystack: &[u8]) -> usize {
+        match self {
+            Searcher::Set(set) => set
+                .delimiters
+                .iter()
+                .map(|delimiter| find_prefix_at_end(haystack, delimiter))
+                .max()
+                .unwrap_or(0),
+            _ => find_prefix_at_end(haystack, self.delimiter(0)),
+        }
+    }
+}
+
+impl DelimiterSet {
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
+        match &self.scan {
+            SetScan::FirstBytes(first) => match first[..] {
+                [a] => self.first_match(haystack, memchr::memchr_iter(a, haystack)),
+                [a, b] => self.first_match(haystack, memchr::memchr2_iter(a, b, haystack)),
+                [a, b, c] => self.first_match(haystack, memchr::memchr3_iter(a, b, c, haystack)),
+                _ => unreachable!("one to three first bytes"),
+            },
+            SetScan::Automaton(automaton) => automaton
+                .find(haystack)
+                .map(|found| (found.start(), found.pattern().as_usize())),
+        }
+    }
+
+    /// The first of `candidates` where a delimiter matches, and the longest
+    /// that matches there.
     #[inline]
-    fn resume_index(&self, searched_length: usize) -> usize {
-        searched_length.saturating_sub(self.delimiter().len() - 1)
+    fn first_match(
+        &self,
+        haystack: &[u8],
+        mut candidates: impl Iterator<Item = usize>,
+    ) -> Option<(usize, usize)> {
+        candidates.find_map(|start| {
+            let rest = &haystack[start..];
+            self.delimiters
+                .iter()
+                .position(|delimiter| rest.starts_with(delimiter))
+                .map(|index| (start, index))
+        })
     }
 }
 
@@ -203,6 +357,7 @@ impl TerminatorCodec {
             streaming,
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             searcher: Searcher::Byte(b'\n'),
+            matched: Matched::Nothing,
         };
         codec.set_terminator(terminator);
         codec
@@ -256,7 +411,10 @@ impl TerminatorCodec {
         self.max_frame_length
     }
 
-    /// Whether this codec was made by [`streaming`](Self::streaming).
+    /// Whether the codec hands out [`Frame::Partial`] chunks (streaming) or
+    /// whole messages: as made by [`streaming`](Self::streaming) or
+    /// [`new`](Self::new), or as last set by
+    /// [`set_streaming`](Self::set_streaming).
     ///
     /// ```
     /// use asynchat::TerminatorCodec;
@@ -266,6 +424,41 @@ impl TerminatorCodec {
     /// ```
     pub fn is_streaming(&self) -> bool {
         self.streaming
+    }
+
+    /// Switches between whole frames and streaming, from the next decode
+    /// on. It applies to the message under way and to the bytes already
+    /// buffered: a server reads its commands whole and bounded, streams a
+    /// body, then reads commands whole again, on one connection.
+    ///
+    /// Switching to whole frames in the middle of a message, the rest of it
+    /// comes as one [`Frame::Complete`] (the `Partial`s handed out stay
+    /// handed out), and [`max_frame_length`](Self::max_frame_length) counts
+    /// from the switch. A message being skipped for its length stays
+    /// skipped. Costs nothing: the state of the message does not change.
+    ///
+    /// ```
+    /// use asynchat::{Frame, TerminatorCodec};
+    /// use bytes::BytesMut;
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = TerminatorCodec::new("\r\n").with_max_frame_length(512);
+    /// let mut buffer = BytesMut::from("PUT 11\r\nhello");
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("PUT 11".into())));
+    ///
+    /// codec.set_terminator(11u64);
+    /// codec.set_streaming(true); // a body may be longer than any limit
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Partial("hello".into())));
+    /// buffer.extend_from_slice(b" worldQUIT\r\n");
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete(" world".into())));
+    ///
+    /// codec.set_terminator("\r\n");
+    /// codec.set_streaming(false);
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("QUIT".into())));
+    /// # Ok::<(), asynchat::Error>(())
+    /// ```
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.streaming = streaming;
     }
 
     /// The terminator as last set. A `Length` reads as set while its message
@@ -282,13 +475,44 @@ impl TerminatorCodec {
         &self.terminator
     }
 
+    /// The delimiter that ended the last [`Frame::Complete`], or `None` when
+    /// no delimiter did (it ended by a `Length`, or nothing was decoded
+    /// yet). With [`Terminator::any_of`], this tells which one it was.
+    /// Costs nothing: the codec records an index per frame.
+    ///
+    /// ```
+    /// use asynchat::{Terminator, TerminatorCodec};
+    /// use bytes::BytesMut;
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = TerminatorCodec::new(Terminator::any_of(["\r\n", "\n"]));
+    /// let mut buffer = BytesMut::from("typed by hand\nsent by a program\r\n");
+    /// codec.decode(&mut buffer)?;
+    /// assert_eq!(codec.matched_delimiter(), Some(&b"\n"[..]));
+    /// codec.decode(&mut buffer)?;
+    /// assert_eq!(codec.matched_delimiter(), Some(&b"\r\n"[..]));
+    /// # Ok::<(), asynchat::Error>(())
+    /// ```
+    pub fn matched_delimiter(&self) -> Option<&[u8]> {
+        match &self.matched {
+            Matched::Nothing => None,
+            Matched::Delimiter(index) => Some(self.searcher.delimiter(*index)),
+            Matched::Earlier(delimiter) => Some(delimiter),
+        }
+    }
+
     /// Sets what ends the next message. It applies to the bytes already
     /// buffered and not yet handed out, from the start of the current
     /// message. After [`Error::FrameTooLong`] the overlong message is still
     /// being skipped: the new terminator applies once it is over, so a
     /// server can set the next terminator as soon as it sees the error.
-    /// Building a delimiter's searcher costs an allocation, except when the
-    /// delimiter is the one set before the current `Length` or `None`.
+    ///
+    /// A delimiter's searcher is built once and kept while a `Length` or
+    /// `None` is in force: switching between a delimiter and counts
+    /// allocates nothing. Setting another delimiter builds its searcher:
+    /// one allocation, O(total delimiter length). The conversion of a
+    /// `&str` or `&[u8]` copies it: keep a [`Terminator`] (or `Bytes`) for
+    /// a delimiter set often.
     ///
     /// ```
     /// use asynchat::{Frame, TerminatorCodec};
@@ -303,38 +527,102 @@ impl TerminatorCodec {
     /// codec.set_terminator("\r\n");
     /// # Ok::<(), asynchat::Error>(())
     /// ```
+    #[inline]
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
-        // A delimiter built directly can be empty, which would end a message
-        // at every byte, forever: it means no terminator, as it does when
-        // converted.
-        let terminator = match terminator.into() {
-            Terminator::Delimiter(delimiter) if delimiter.is_empty() => Terminator::None,
-            terminator => terminator,
-        };
+        self.set_terminator_after(terminator, Bytes::new());
+    }
+
+    /// As [`set_terminator`](Self::set_terminator), but the search treats
+    /// the message as preceded by `preceding`: bytes already handed out,
+    /// such as the line ending of the command before it. A delimiter that
+    /// begins with them can then end the message at its very start.
+    ///
+    /// This is the SMTP `DATA` block (and the NNTP article, the POP3
+    /// multi-line reply): it ends at a line holding only `.`, the first
+    /// line included. After `DATA\r\n`, `.\r\n` is an empty message, which
+    /// asynchat's `set_terminator(b"\r\n.\r\n")` waits on forever.
+    ///
+    /// The preceding bytes are never part of a frame, and a delimiter must
+    /// end inside the message (at least one byte of it after `preceding`),
+    /// so only the last `longest delimiter - 1` bytes of `preceding` can
+    /// matter: a longer `preceding` is cut to those. For a `Length` or
+    /// `None` it is ignored. [`matched_delimiter`](Self::matched_delimiter)
+    /// then reports the whole delimiter, though only its end was in the
+    /// input. Costs what `set_terminator` costs and keeps a handle on
+    /// `preceding` until the first bytes of the message decide.
+    ///
+    /// ```
+    /// use asynchat::{Frame, TerminatorCodec};
+    /// use bytes::BytesMut;
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = TerminatorCodec::new("\r\n");
+    /// let mut buffer = BytesMut::from("DATA\r\n.\r\nQUIT\r\n");
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("DATA".into())));
+    ///
+    /// codec.set_terminator_after("\r\n.\r\n", b"\r\n");
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("".into()))); // an empty message
+    ///
+    /// codec.set_terminator("\r\n");
+    /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("QUIT".into())));
+    /// # Ok::<(), asynchat::Error>(())
+    /// ```
+    pub fn set_terminator_after(
+        &mut self,
+        terminator: impl Into<Terminator>,
+        preceding: impl Into<Bytes>,
+    ) {
+        let terminator = terminator.into().normalized();
+        let preceding = preceding.into();
         match &mut self.state {
-            State::SkippingDelimited { then, .. } | State::SkippingCounted { then, .. } => {
-                *then = terminator.clone();
+            State::SkippingDelimited { preceding: after } => {
+                *after = preceding;
                 self.terminator = terminator;
             }
-            _ => self.start(terminator),
+            State::SkippingCounted {
+                then,
+                preceding: after,
+                ..
+            } => {
+                *then = terminator.clone();
+                *after = preceding;
+                self.terminator = terminator;
+            }
+            _ => self.start(terminator, preceding),
         }
     }
 
     /// Starts the next message under `terminator`, from the start of the
-    /// buffer.
+    /// buffer, after `preceding`.
     #[inline]
-    fn start(&mut self, terminator: Terminator) {
+    fn start(&mut self, terminator: Terminator, preceding: Bytes) {
         self.state = match &terminator {
-            Terminator::Delimiter(delimiter) => {
-                if self.searcher.delimiter() != &delimiter[..] {
-                    self.searcher = Searcher::new(delimiter);
-                }
-                State::Delimited { next_index: 0 }
-            }
             Terminator::Length(length) => State::Counted { remaining: *length },
             Terminator::None => State::Unframed,
+            _ => {
+                let delimiters = terminator.delimiters();
+                if !self.searcher.searches_for(delimiters) {
+                    self.replace_searcher(delimiters);
+                }
+                // Only the bytes a delimiter could begin in matter.
+                let useful = self.searcher.longest() - 1;
+                match preceding.len().min(useful) {
+                    0 => State::Delimited { next_index: 0 },
+                    kept => State::DelimitedAfter {
+                        preceding: preceding.slice(preceding.len() - kept..),
+                    },
+                }
+            }
         };
         self.terminator = terminator;
+    }
+
+    #[cold]
+    fn replace_searcher(&mut self, delimiters: &[Bytes]) {
+        if let Matched::Delimiter(index) = self.matched {
+            self.matched = Matched::Earlier(Bytes::copy_from_slice(self.searcher.delimiter(index)));
+        }
+        self.searcher = Searcher::new(delimiters);
     }
 
     /// Forgets the message under way, as after `discard_buffers`: the
@@ -345,7 +633,7 @@ impl TerminatorCodec {
             self.state,
             State::SkippingDelimited { .. } | State::SkippingCounted { .. }
         ) {
-            self.start(self.terminator.clone());
+            self.start(self.terminator.clone(), Bytes::new());
         }
     }
 
@@ -353,11 +641,7 @@ impl TerminatorCodec {
     /// empty and the next frame needs bytes (a delimiter's search, or none).
     /// A counted message may complete, or fail its limit, on no bytes.
     pub(crate) fn needs_input(&self, buffer: &BytesMut) -> bool {
-        buffer.is_empty()
-            && matches!(
-                self.state,
-                State::Delimited { .. } | State::SkippingDelimited { .. } | State::Unframed
-            )
+        buffer.is_empty() && !matches!(self.state, State::Counted { .. })
     }
 
     fn too_long(&self) -> Error {
@@ -365,53 +649,83 @@ impl TerminatorCodec {
             limit: self.max_frame_length,
         }
     }
+
+    /// The counted message is all here: hand it out whole. As in asynchat,
+    /// no terminator is in force until the next is set.
+    #[inline(always)]
+    fn complete_counted(&mut self, buffer: &mut BytesMut, length: usize) -> Frame {
+        let message = buffer.split_to(length).freeze();
+        self.state = State::Unframed;
+        self.terminator = Terminator::None;
+        self.matched = Matched::Nothing;
+        Frame::Complete(message)
+    }
+
+    /// The delimiter `index` ends the message at `start`: hand it out.
+    #[inline(always)]
+    fn complete_delimited(&mut self, buffer: &mut BytesMut, start: usize, index: usize) -> Frame {
+        self.state = State::Delimited { next_index: 0 };
+        self.matched = Matched::Delimiter(index);
+        let message = buffer.split_to(start).freeze();
+        buffer.advance(self.searcher.delimiter(index).len());
+        Frame::Complete(message)
+    }
 }
 
 impl Decoder for TerminatorCodec {
     type Item = Frame;
     type Error = Error;
 
-    /// The hot path, inlined into the caller: when the delimiter is found
-    /// within the limit, a frame costs one search and one
-    /// `split_to().freeze()`, nothing else. The other cases are out of line.
+    /// The hot path, inlined into the caller: when a single delimiter is
+    /// found within the limit, or a counted message is all here, a frame
+    /// costs one search and one `split_to().freeze()`, nothing else. Every
+    /// other case is [`decode_at`](Self::decode_at), out of line.
     #[inline(always)]
     fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
-        match &mut self.state {
+        match self.state {
             State::Delimited { next_index } => {
-                let found = self.searcher.find(&buffer[*next_index..]);
-                if let Some(offset) = found {
-                    let end = *next_index + offset;
-                    if end <= self.max_frame_length || self.streaming {
-                        // Found: the message is everything before the delimiter.
-                        *next_index = 0;
-                        let message = buffer.split_to(end).freeze();
-                        buffer.advance(self.searcher.delimiter().len());
-                        return Ok(Some(Frame::Complete(message)));
+                let haystack = &buffer[next_index..];
+                let found = match &self.searcher {
+                    Searcher::Byte(byte) => memchr::memchr(*byte, haystack),
+                    Searcher::Bytes(finder) => finder.find(haystack),
+                    Searcher::Set(_) => None,
+                };
+                let search = match found {
+                    Some(offset) => {
+                        let start = next_index + offset;
+                        if start <= self.max_frame_length || self.streaming {
+                            return Ok(Some(self.complete_delimited(buffer, start, 0)));
+                        }
+                        Search::Found { start, index: 0 }
                     }
-                }
-                self.delimiter_not_found_or_too_long(buffer, found)
+                    // A single delimiter found is final; not found, only
+                    // its possible start at the end needs a look.
+                    None if !matches!(self.searcher, Searcher::Set(_)) => Search::NotYet {
+                        resume: buffer.len() - self.searcher.held_back(haystack),
+                    },
+                    None => return self.decode_at(buffer, false),
+                };
+                return self.decide(buffer, search);
             }
-            // All of a counted message is here, within the limit.
-            &mut State::Counted { remaining }
+            State::Counted { remaining }
                 if remaining <= buffer.len() as u64
                     && (remaining <= self.max_frame_length as u64 || self.streaming) =>
             {
                 // `remaining <= buffer.len()`, so it fits in a usize.
-                let message = buffer.split_to(remaining as usize).freeze();
-                // As in asynchat: no terminator until the next is set.
-                self.state = State::Unframed;
-                self.terminator = Terminator::None;
-                Ok(Some(Frame::Complete(message)))
+                return Ok(Some(self.complete_counted(buffer, remaining as usize)));
             }
-            _ => self.decode_other(buffer),
+            _ => {}
         }
+        self.decode_at(buffer, false)
     }
 
     /// At the end of input the bytes that no terminator followed come out as
     /// one [`Frame::Partial`] instead of vanishing as in asynchat; the rest
-    /// of a message being skipped for its length is dropped.
+    /// of a message being skipped for its length is dropped. A delimiter
+    /// that could still have grown into a longer one of its set (`\r` of
+    /// `\r` and `\r\n`) ends its message here.
     fn decode_eof(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
-        if let Some(frame) = self.decode(buffer)? {
+        if let Some(frame) = self.decode_at(buffer, true)? {
             return Ok(Some(frame));
         }
         match &mut self.state {
@@ -420,74 +734,162 @@ impl Decoder for TerminatorCodec {
                 buffer.clear();
                 return Ok(None);
             }
-            State::Delimited { next_index, .. } => *next_index = 0,
+            State::Delimited { next_index } => *next_index = 0,
             State::Counted { remaining } if self.streaming => *remaining -= buffer.len() as u64,
-            State::Counted { .. } | State::Unframed => {}
+            State::DelimitedAfter { .. } | State::Counted { .. } | State::Unframed => {}
         }
         Ok(Some(Frame::Partial(buffer.split().freeze())))
     }
 }
 
 impl TerminatorCodec {
-    /// The rest of a delimiter search: `found` is where `decode` found the
-    /// delimiter, past the limit, or `None`.
-    #[inline(never)]
-    fn delimiter_not_found_or_too_long(
-        &mut self,
-        buffer: &mut BytesMut,
-        found: Option<usize>,
-    ) -> Result<Option<Frame>, Error> {
-        let State::Delimited { next_index } = &mut self.state else {
-            unreachable!("called in the Delimited state");
-        };
-        let searcher = &self.searcher;
-        let Some(offset) = found else {
-            if self.streaming {
-                // Hand out what cannot begin the delimiter.
-                let held = find_prefix_at_end(buffer, searcher.delimiter());
-                let ready = buffer.len() - held;
-                *next_index = searcher.resume_index(held);
-                if ready == 0 {
-                    return Ok(None);
+    /// Where a search of the buffer from `from` stands: see [`Search`].
+    /// `at_end`: no more bytes will come, so nothing is left undecided.
+    ///
+    /// A delimiter of a set that ends in the buffer is only final when no
+    /// longer one could still begin at or before it: with `\r` and `\r\n`,
+    /// a buffer ending in `\r` waits for the next byte.
+    fn search(&self, buffer: &[u8], from: usize, at_end: bool) -> Search {
+        let haystack = &buffer[from..];
+        let pending = || buffer.len() - self.searcher.held_back(haystack);
+        match self.searcher.find(haystack) {
+            Some((offset, index)) => {
+                let start = from + offset;
+                // A delimiter that may still end past the buffer starts
+                // within the last `longest - 1` bytes.
+                if at_end || start + self.searcher.longest() <= buffer.len() {
+                    return Search::Found { start, index };
                 }
-                return Ok(Some(Frame::Partial(buffer.split_to(ready).freeze())));
+                match pending() {
+                    resume if start < resume => Search::Found { start, index },
+                    resume => Search::NotYet { resume },
+                }
             }
-            *next_index = searcher.resume_index(buffer.len());
-            // The message is at least `next_index` bytes long.
-            if *next_index <= self.max_frame_length {
-                return Ok(None);
-            }
-            buffer.advance(*next_index);
-            self.state = State::SkippingDelimited {
-                then: self.terminator.clone(),
-            };
-            return Err(self.too_long());
-        };
-        // Whole-frame mode, past the limit: all of it is here already, so
-        // drop it; no skip needed.
-        let end = *next_index + offset;
-        *next_index = 0;
-        buffer.advance(end + searcher.delimiter().len());
-        Err(self.too_long())
+            None if at_end => Search::NotYet {
+                resume: buffer.len(),
+            },
+            None => Search::NotYet { resume: pending() },
+        }
     }
 
-    /// Every state but `Delimited`.
+    /// Whether a delimiter begins in `preceding` and ends in the first
+    /// bytes of `buffer`: `Some(Some((consumed, index)))` when one does
+    /// (`consumed` of its bytes are in the buffer), `Some(None)` when none
+    /// can, and `None` while it depends on bytes not read yet. The earliest
+    /// start wins, then the longest, as in the buffer.
+    fn search_boundary(
+        &self,
+        preceding: &[u8],
+        buffer: &[u8],
+        at_end: bool,
+    ) -> Option<Option<(usize, usize)>> {
+        let delimiters = (0..).map_while(|index| match &self.searcher {
+            Searcher::Set(set) => set.delimiters.get(index).map(|d| (index, &d[..])),
+            _ => (index == 0).then(|| (0, self.searcher.delimiter(0))),
+        });
+        for start in 0..preceding.len() {
+            let before = &preceding[start..];
+            let mut undecided = false;
+            for (index, delimiter) in delimiters.clone() {
+                if delimiter.len() <= before.len() || !delimiter.starts_with(before) {
+                    continue;
+                }
+                let rest = &delimiter[before.len()..];
+                if buffer.starts_with(rest) {
+                    // A longer one, starting at the same byte, may match yet.
+                    return if undecided {
+                        None
+                    } else {
+                        Some(Some((rest.len(), index)))
+                    };
+                }
+                undecided |= !at_end && buffer.len() < rest.len() && rest.starts_with(buffer);
+            }
+            if undecided {
+                return None;
+            }
+        }
+        Some(None)
+    }
+
+    /// Acts on a search of the current delimited message.
     #[inline(never)]
-    fn decode_other(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
+    fn decide(&mut self, buffer: &mut BytesMut, search: Search) -> Result<Option<Frame>, Error> {
+        match search {
+            Search::Found { start, index } if start <= self.max_frame_length || self.streaming => {
+                Ok(Some(self.complete_delimited(buffer, start, index)))
+            }
+            // Whole-frame mode, past the limit, and all of it is here
+            // already: drop it; no skip needed.
+            Search::Found { start, index } => {
+                buffer.advance(start + self.searcher.delimiter(index).len());
+                self.state = State::Delimited { next_index: 0 };
+                Err(self.too_long())
+            }
+            // Streaming: hand out what cannot begin a delimiter.
+            Search::NotYet { resume } if self.streaming => {
+                self.state = State::Delimited { next_index: 0 };
+                if resume == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(Frame::Partial(buffer.split_to(resume).freeze())))
+            }
+            // The message is at least `resume` bytes long.
+            Search::NotYet { resume } if resume <= self.max_frame_length => {
+                self.state = State::Delimited { next_index: resume };
+                Ok(None)
+            }
+            Search::NotYet { resume } => {
+                buffer.advance(resume);
+                self.state = State::SkippingDelimited {
+                    preceding: Bytes::new(),
+                };
+                Err(self.too_long())
+            }
+        }
+    }
+
+    /// Every case but the hot path's, and the end of input.
+    #[inline(never)]
+    fn decode_at(&mut self, buffer: &mut BytesMut, at_end: bool) -> Result<Option<Frame>, Error> {
         loop {
             match &mut self.state {
-                // The search of a delimiter is `decode`'s own, inlined.
-                State::Delimited { .. } => return self.decode(buffer),
-                State::SkippingDelimited { then } => match self.searcher.find(buffer) {
-                    Some(offset) => {
-                        // The overlong message ended: carry on with the next.
-                        buffer.advance(offset + self.searcher.delimiter().len());
-                        let then = mem::take(then);
-                        self.start(then);
+                State::DelimitedAfter { preceding } => {
+                    let preceding = preceding.clone();
+                    match self.search_boundary(&preceding, buffer, at_end) {
+                        // The message is empty: the delimiter began before it.
+                        Some(Some((consumed, index))) => {
+                            buffer.advance(consumed);
+                            self.state = State::Delimited { next_index: 0 };
+                            self.matched = Matched::Delimiter(index);
+                            return Ok(Some(Frame::Complete(Bytes::new())));
+                        }
+                        // An ordinary message: search it as such.
+                        Some(None) => self.state = State::Delimited { next_index: 0 },
+                        // Fewer bytes than the longest delimiter: wait.
+                        None => return Ok(None),
                     }
-                    None => {
-                        let held = self.searcher.delimiter().len() - 1;
-                        buffer.advance(buffer.len().saturating_sub(held));
+                }
+                &mut State::Delimited { next_index } => {
+                    return match self.search(buffer, next_index, at_end) {
+                        // The unterminated rest, even past the limit, is
+                        // `decode_eof`'s to hand out.
+                        Search::NotYet { .. } if at_end => Ok(None),
+                        search => self.decide(buffer, search),
+                    };
+                }
+                State::SkippingDelimited { .. } => match self.search(buffer, 0, at_end) {
+                    Search::Found { start, index } => {
+                        // The overlong message ended: carry on with the next.
+                        buffer.advance(start + self.searcher.delimiter(index).len());
+                        let State::SkippingDelimited { preceding } = &mut self.state else {
+                            unreachable!("skipping a delimited message");
+                        };
+                        let preceding = mem::take(preceding);
+                        self.start(self.terminator.clone(), preceding);
+                    }
+                    Search::NotYet { resume } => {
+                        buffer.advance(resume);
                         return Ok(None);
                     }
                 },
@@ -496,16 +898,15 @@ impl TerminatorCodec {
                         self.state = State::SkippingCounted {
                             remaining: *remaining,
                             then: Terminator::None,
+                            preceding: Bytes::new(),
                         };
                         return Err(self.too_long());
                     }
                     let available = buffer.len() as u64;
                     if available >= *remaining {
                         // `remaining <= available`, so it fits in a usize.
-                        let message = buffer.split_to(*remaining as usize).freeze();
-                        // As in asynchat: no terminator until the next is set.
-                        self.start(Terminator::None);
-                        return Ok(Some(Frame::Complete(message)));
+                        let length = *remaining as usize;
+                        return Ok(Some(self.complete_counted(buffer, length)));
                     }
                     if !self.streaming || available == 0 {
                         return Ok(None);
@@ -513,15 +914,19 @@ impl TerminatorCodec {
                     *remaining -= available;
                     return Ok(Some(Frame::Partial(buffer.split().freeze())));
                 }
-                State::SkippingCounted { remaining, then } => {
+                State::SkippingCounted {
+                    remaining,
+                    then,
+                    preceding,
+                } => {
                     let dropped = (*remaining).min(buffer.len() as u64);
                     buffer.advance(dropped as usize);
                     *remaining -= dropped;
                     if *remaining > 0 {
                         return Ok(None);
                     }
-                    let then = mem::take(then);
-                    self.start(then);
+                    let (then, preceding) = (mem::take(then), mem::take(preceding));
+                    self.start(then, preceding);
                 }
                 State::Unframed => {
                     if buffer.is_empty() {
@@ -534,32 +939,14 @@ impl TerminatorCodec {
     }
 }
 
-impl Encoder<Bytes> for TerminatorCodec {
+impl<T: AsRef<[u8]>> Encoder<T> for TerminatorCodec {
     type Error = Error;
 
-    /// Appends the bytes verbatim: the caller writes any terminator.
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), Error> {
-        dst.extend_from_slice(&item);
-        Ok(())
-    }
-}
-
-impl Encoder<&[u8]> for TerminatorCodec {
-    type Error = Error;
-
-    /// Appends the bytes verbatim: the caller writes any terminator.
-    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), Error> {
-        dst.extend_from_slice(item);
-        Ok(())
-    }
-}
-
-impl Encoder<&str> for TerminatorCodec {
-    type Error = Error;
-
-    /// Appends the string's bytes verbatim: the caller writes any terminator.
-    fn encode(&mut self, item: &str, dst: &mut BytesMut) -> Result<(), Error> {
-        dst.extend_from_slice(item.as_bytes());
+    /// Appends the bytes verbatim: the caller writes any terminator. Copies
+    /// them into `dst`, as every `Framed` encoder does; a
+    /// [`Chat`](crate::Chat) writes `Bytes` without this copy.
+    fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), Error> {
+        dst.extend_from_slice(item.as_ref());
         Ok(())
     }
 }

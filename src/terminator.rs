@@ -1,5 +1,7 @@
 //! [`Terminator`]: what ends a message, and the conversions that build one.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 /// What ends the current message: asynchat's terminator.
@@ -19,7 +21,11 @@ use bytes::Bytes;
 /// // An empty delimiter can never be found: it means "no terminator", as in asynchat.
 /// assert_eq!(Terminator::from(""), Terminator::None);
 /// ```
+///
+/// Several delimiters at once, for a lenient line protocol, come from
+/// [`Terminator::any_of`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Terminator {
     /// The message ends at the first occurrence of these bytes, which are
     /// not part of it. Never empty: the conversions turn an empty delimiter
@@ -30,12 +36,103 @@ pub enum Terminator {
     /// next one is set. Unlike asynchat, `Length(0)` completes at once with
     /// an empty message.
     Length(u64),
+    /// The message ends at the first of several delimiters: the one that
+    /// starts earliest, and of those that start at the same byte the
+    /// longest (`\r\n` over `\r`). Built by [`Terminator::any_of`], which
+    /// keeps at least two distinct, non-empty delimiters, in the order
+    /// given; the codec treats a set built directly the same way (empty
+    /// delimiters and repeats dropped, one left means that `Delimiter`).
+    /// The `Arc` makes a clone cost a reference count, not a copy.
+    AnyOf(Arc<[Bytes]>),
     /// No terminator: every byte is data and no message ever ends.
     #[default]
     None,
 }
 
 impl Terminator {
+    /// Several delimiters: the message ends at the one that starts
+    /// earliest, and of those that start at the same byte, at the longest.
+    ///
+    /// Each item converts as a [`Terminator`] does (`&str`, `&[u8]`,
+    /// `Bytes`, ...); counts and `None` add no delimiter. Empty delimiters
+    /// and repeats are dropped (a repeat cannot change what matches); one delimiter left gives [`Terminator::Delimiter`],
+    /// none gives [`Terminator::None`]. A delimiter that is a prefix of
+    /// another is kept: `any_of(["\r", "\r\n"])` ends a message at `\r`,
+    /// or at `\r\n` when the `\n` follows, so the codec waits for the byte
+    /// after a `\r` before it decides.
+    ///
+    /// # Complexity
+    ///
+    /// Building the set copies nothing beyond the `Bytes` handles and
+    /// allocates one slice. The codec builds its searcher once per set, in
+    /// O(total length of the delimiters); a search then costs
+    /// O(haystack × longest delimiter) at worst and one `memchr`-speed scan
+    /// in the common case (see [`TerminatorCodec`](crate::TerminatorCodec)).
+    ///
+    /// ```
+    /// use asynchat::Terminator;
+    ///
+    /// let lines = Terminator::any_of(["\r\n", "\n"]);
+    /// assert_eq!(lines.delimiters().len(), 2);
+    /// assert_eq!(Terminator::any_of(["\n", "", "\n"]), Terminator::from("\n"));
+    /// assert_eq!(Terminator::any_of(Vec::<&str>::new()), Terminator::None);
+    /// ```
+    pub fn any_of<I>(delimiters: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Terminator>,
+    {
+        let mut kept: Vec<Bytes> = Vec::new();
+        for terminator in delimiters {
+            for delimiter in terminator.into().delimiters() {
+                if !delimiter.is_empty() && !kept.contains(delimiter) {
+                    kept.push(delimiter.clone());
+                }
+            }
+        }
+        match kept.len() {
+            0 => Terminator::None,
+            1 => Terminator::Delimiter(kept.pop().expect("one delimiter")),
+            _ => Terminator::AnyOf(kept.into()),
+        }
+    }
+
+    /// The terminator the codec works with: an empty delimiter means none,
+    /// and a set is cleaned as [`any_of`](Self::any_of) cleans it. Costs
+    /// nothing for a terminator that needs no cleaning.
+    pub(crate) fn normalized(self) -> Self {
+        match self {
+            Terminator::Delimiter(delimiter) if delimiter.is_empty() => Terminator::None,
+            Terminator::AnyOf(set)
+                if set.len() < 2
+                    || set.iter().enumerate().any(|(index, delimiter)| {
+                        delimiter.is_empty() || set[..index].contains(delimiter)
+                    }) =>
+            {
+                Terminator::any_of(set.iter().cloned().map(Terminator::from))
+            }
+            terminator => terminator,
+        }
+    }
+
+    /// Every delimiter this terminator ends a message at: one for
+    /// [`Delimiter`](Self::Delimiter), the set for [`AnyOf`](Self::AnyOf),
+    /// none for a count or no terminator. Does not copy.
+    ///
+    /// ```
+    /// use asynchat::Terminator;
+    ///
+    /// assert_eq!(Terminator::from("\n").delimiters(), &["\n"]);
+    /// assert!(Terminator::Length(3).delimiters().is_empty());
+    /// ```
+    pub fn delimiters(&self) -> &[Bytes] {
+        match self {
+            Terminator::Delimiter(delimiter) => std::slice::from_ref(delimiter),
+            Terminator::AnyOf(set) => set,
+            Terminator::Length(_) | Terminator::None => &[],
+        }
+    }
+
     /// The delimiter bytes, if this terminator is a delimiter.
     ///
     /// ```

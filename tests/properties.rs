@@ -117,7 +117,9 @@ fn model(data: &[u8], initial: &Terminator, schedule: &[Terminator]) -> (Vec<Byt
                 let n = *n as usize;
                 (&rest[..n], &rest[n..])
             }
-            Terminator::Length(_) | Terminator::None => break,
+            // This model knows single delimiters and counts; sets have
+            // their own in tests/framing.rs.
+            _ => break,
         };
         messages.push(Bytes::copy_from_slice(message));
         rest = after;
@@ -220,7 +222,7 @@ proptest! {
         points in splits(),
         limit in 0usize..20,
     ) {
-        let terminator = Terminator::from(delimiter);
+        let terminator = Terminator::from(delimiter.clone());
         let reads = cut(&data, &points);
         let (messages, left) = model(&data, &terminator, &[]);
 
@@ -258,11 +260,11 @@ proptest! {
             got.iter().filter(|f| f.is_complete()).map(|f| f.bytes().clone()).collect();
         prop_assert_eq!(completes, kept);
         // The unterminated rest comes out as a Partial, unless more than
-        // the limit of it is known not to be the delimiter: then it is one
-        // more error and is dropped.
+        // the limit of it is known not to begin the delimiter: then it is
+        // one more error and is dropped.
         let partial: Vec<u8> =
             got.iter().filter(|f| !f.is_complete()).flat_map(|f| f.bytes().to_vec()).collect();
-        if left.len().saturating_sub(held) > limit {
+        if left.len() - asynchat::find_prefix_at_end(&left, &delimiter) > limit {
             prop_assert_eq!(errors, overlong + 1);
             prop_assert!(partial.is_empty());
         } else {
