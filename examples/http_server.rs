@@ -383,7 +383,7 @@ async fn finish(mut chat: Chat<TcpStream>) -> Result<(), Error> {
         Ok(Err(error)) => return Err(error),
         Err(_) => return Ok(()), // the peer does not read: give up on it
     }
-    let (stream, _) = chat.into_parts();
+    let stream = chat.into_parts().io;
     common::drain(stream).await;
     Ok(())
 }

@@ -523,4 +523,3 @@ async fn http_body_at_the_limit_is_accepted() {
     })
     .await;
 }
-
