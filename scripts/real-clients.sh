@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Drives the examples with real clients that nobody here wrote:
-#   curl          against examples/http_server.rs
 #   redis-cli     against examples/redis.rs
 #   redis-benchmark against examples/redis.rs and a real redis-server, same run
 # plus a bash /dev/tcp client against examples/echo.rs.
@@ -51,7 +50,6 @@ section() { printf '\n== %s ==\n' "$*"; }
 # --- clients -----------------------------------------------------------------
 section "clients"
 need=()
-command -v curl >/dev/null || need+=(curl)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -62,13 +60,12 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-curl --version | head -n 1
 redis-cli --version
 redis-server --version
 
 # --- build -------------------------------------------------------------------
 section "build (release)"
-cargo build --release --example http_server --example redis --example echo
+cargo build --release --example redis --example echo
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
 
 work="$(mktemp -d)"
@@ -131,53 +128,6 @@ raw() {
     timeout 5 cat <&3 || true
   )
 }
-
-# --- http_server with curl ---------------------------------------------------
-section "curl against examples/http_server.rs"
-start_example http_server
-base="http://127.0.0.1:$PORT"
-echo "listening on $base"
-CURL=(curl -sS --max-time 10)
-
-out="$("${CURL[@]}" "$base/hello?x=1")" || out=""
-check "GET /hello?x=1 is echoed as JSON" \
-  contains "$out" '"method":"GET","path":"/hello?x=1","version":"HTTP/1.1"'
-
-out="$("${CURL[@]}" --data 'some body' "$base/form")" || out=""
-check "POST with a body" contains "$out" '"body_length":9,"body":"some body"'
-
-out="$("${CURL[@]}" --data '' "$base/empty")" || out=""
-check "POST with Content-Length: 0" \
-  bash -c '[[ "$1" == *"[\"Content-Length\",\"0\"]"* ]] && [[ "$1" == *"\"body_length\":0,\"body\":\"\""* ]]' _ "$out"
-
-head -c 300000 /dev/urandom | base64 -w0 >"$work/body.txt"
-out="$("${CURL[@]}" --data-binary "@$work/body.txt" "$base/upload")" || out=""
-check "POST with a 400 KB body" contains "$out" "\"body_length\":$(wc -c <"$work/body.txt"),"
-
-# curl fetches both URLs over one connection when the server keeps it alive:
-# %{num_connects} is 1 for the first transfer and 0 for the second, and -v
-# says it re-used the connection.
-out="$("${CURL[@]}" -v -w ' connects=%{num_connects}\n' "$base/first" "$base/second" 2>&1)" || out=""
-check "two requests on one keep-alive connection (curl re-uses it)" \
-  bash -c '[[ "$1" == *"\"path\":\"/first\""*"connects=1"*"\"path\":\"/second\""*"connects=0"* ]] &&
-           grep -qiE "re-?using (existing )?(http: )?connection" <<<"$1"' _ "$out"
-
-out="$("${CURL[@]}" -H 'Connection: close' -D - "$base/close")" || out=""
-check "Connection: close is honoured" contains "$out" $'Connection: close\r'
-
-big_header="X-Big: $(head -c 10000 /dev/zero | tr '\0' a)"
-code="$("${CURL[@]}" -o /dev/null -w '%{http_code}' -H "$big_header" "$base/big")" || code=""
-check "an oversized head gets 431 (got $code)" [ "$code" = 431 ]
-
-head -c 2000000 /dev/zero >"$work/huge.bin"
-code="$("${CURL[@]}" -o /dev/null -w '%{http_code}' --data-binary "@$work/huge.bin" "$base/huge")" || code=""
-check "an oversized body gets 413 (got $code)" [ "$code" = 413 ]
-
-out="$(raw "$PORT" 'GARBAGE\r\n\r\n')"
-check "a malformed request line gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
-
-out="$(raw "$PORT" 'POST / HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n')"
-check "a bad Content-Length gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
 
 # --- echo with bash ----------------------------------------------------------
 section "bash /dev/tcp against examples/echo.rs"
