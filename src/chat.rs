@@ -8,19 +8,25 @@
 //! a write buffer.
 
 use std::{
-    collections::VecDeque,
-    io::{self, IoSlice},
+    future::Future,
+    io, mem,
     pin::Pin,
     sync::Arc,
     task::{ready, Context, Poll, Wake, Waker},
 };
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::{task::AtomicWaker, Sink, Stream};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::{task::AtomicWaker, Sink, SinkExt, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::{codec::Decoder, io::poll_read_buf};
+use tokio_util::{
+    codec::{Decoder, Framed, FramedParts},
+    io::poll_read_buf,
+};
 
-use crate::{Error, Frame, Producer, Terminator, TerminatorCodec};
+use crate::{
+    output::{Output, OutputEnd},
+    Error, Frame, Producer, Terminator, TerminatorCodec,
+};
 
 /// asynchat's `ac_in_buffer_size` and `ac_out_buffer_size`: the most read or
 /// written at once, unless set.
@@ -29,17 +35,6 @@ pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;
 /// The first read of an idle connection: the read size doubles from here to
 /// `in_buffer_size` while reads fill it.
 const INITIAL_READ_SIZE: usize = 4 * 1024;
-
-/// The most pieces one vectored write carries.
-const MAX_WRITE_PIECES: usize = 64;
-
-/// Up to this many queued pieces, a vectored write prepares this many
-/// slices rather than `MAX_WRITE_PIECES`.
-const FEW_WRITE_PIECES: usize = 4;
-
-/// On an IO without vectored writes, pieces shorter than this that wait in a
-/// row are copied into one, so they leave in one segment.
-const COALESCE_BELOW: usize = 4 * 1024;
 
 /// An asynchat channel over any `AsyncRead + AsyncWrite`: a [`Stream`] of
 /// [`Frame`]s and a [`Sink`] of [`Producer`]s.
@@ -118,12 +113,12 @@ pub struct Chat<T> {
     out_buffer_size: usize,
     output: Output,
     phase: Phase,
-    /// An error to hand out at the next poll: a push refused after close.
-    deferred_error: Option<Error>,
-    /// The tasks waiting on output, and the waker output is polled with,
-    /// which wakes them all.
+    /// A push was refused after close-when-done: the next poll says so
+    /// with [`Error::Closed`].
+    push_refused: bool,
+    /// The tasks waiting on output; output is polled with a waker made of
+    /// them, which wakes them all.
     output_wakers: Arc<OutputWakers>,
-    output_waker: Waker,
 }
 
 /// The half of the `Chat` being polled.
@@ -179,151 +174,6 @@ enum Phase {
     Finished,
 }
 
-/// The producer FIFO and the pieces drawn from it.
-#[derive(Debug, Default)]
-struct Output {
-    /// Producers not yet exhausted, the front one being drawn from.
-    fifo: VecDeque<Producer>,
-    /// Pieces drawn from the producers, waiting for the IO.
-    pieces: VecDeque<Bytes>,
-    /// Bytes in `pieces` plus those of byte producers still in `fifo`: what
-    /// backpressure is measured by.
-    queued_bytes: usize,
-    /// Bytes in `pieces` alone: drawing stops once it reaches
-    /// `out_buffer_size`, which bounds the memory a long producer costs.
-    piece_bytes: usize,
-    /// No more output: close-when-done shut the write side down, or an
-    /// error ended the channel.
-    closed: bool,
-    /// An error ended the channel: flushing is an error from now on.
-    failed: bool,
-    /// A producer's error, handed out once what came before it is written.
-    producer_error: Option<io::Error>,
-    /// Bytes were written since the IO was last flushed.
-    unflushed: bool,
-}
-
-impl Output {
-    /// Nothing to write, flush or report: polling output would do nothing.
-    #[inline]
-    fn is_idle(&self) -> bool {
-        self.fifo.is_empty()
-            && self.pieces.is_empty()
-            && !self.unflushed
-            && !self.closed
-            && self.producer_error.is_none()
-    }
-
-    #[inline]
-    fn is_closing(&self) -> bool {
-        self.closed || self.fifo.back().is_some_and(Producer::is_close)
-    }
-
-    #[inline]
-    fn enqueue(&mut self, producer: Producer) {
-        if !self.fifo.is_empty() {
-            return self.enqueue_producer(producer);
-        }
-        // Every producer before it is drawn: bytes join the pieces at once,
-        // the common case of a reply, without a trip through the FIFO.
-        // Holding them there costs nothing more: they are in memory anyway.
-        match producer.into_piece() {
-            Ok(piece) => self.enqueue_piece(piece),
-            Err(producer) => self.enqueue_producer(producer),
-        }
-    }
-
-    fn enqueue_producer(&mut self, producer: Producer) {
-        self.queued_bytes += producer.known_length();
-        self.fifo.push_back(producer);
-    }
-
-    #[inline]
-    fn enqueue_piece(&mut self, piece: Bytes) {
-        if piece.is_empty() {
-            return;
-        }
-        self.queued_bytes += piece.len();
-        self.piece_bytes += piece.len();
-        self.pieces.push_back(piece);
-    }
-
-    fn clear(&mut self) {
-        self.fifo.clear();
-        self.pieces.clear();
-        self.queued_bytes = 0;
-        self.piece_bytes = 0;
-        self.producer_error = None;
-    }
-
-    /// Draws pieces from the front producers until `out_buffer_size` bytes
-    /// wait, a producer is pending or a producer failed.
-    fn fill(&mut self, cx: &mut Context<'_>, out_buffer_size: usize) {
-        while self.producer_error.is_none() && self.piece_bytes < out_buffer_size {
-            let Some(producer) = self.fifo.front_mut() else {
-                break;
-            };
-            if producer.is_close() {
-                break;
-            }
-            let known_before = producer.known_length();
-            match producer.poll_piece(cx, out_buffer_size) {
-                Poll::Ready(Some(Ok(piece))) => {
-                    if known_before == 0 {
-                        self.queued_bytes += piece.len();
-                    }
-                    self.piece_bytes += piece.len();
-                    self.pieces.push_back(piece);
-                }
-                // Kept until the pieces drawn before it are written: the
-                // peer gets everything up to the failure, in order.
-                Poll::Ready(Some(Err(error))) => self.producer_error = Some(error),
-                Poll::Ready(None) => {
-                    self.fifo.pop_front();
-                }
-                Poll::Pending => break,
-            }
-        }
-    }
-
-    /// Forgets the first `written` bytes of `pieces`.
-    #[inline]
-    fn advance(&mut self, mut written: usize) {
-        self.queued_bytes -= written;
-        self.piece_bytes -= written;
-        while written > 0 {
-            let piece = self.pieces.front_mut().expect("written bytes were queued");
-            if written < piece.len() {
-                piece.advance(written);
-                return;
-            }
-            written -= piece.len();
-            self.pieces.pop_front();
-        }
-    }
-
-    /// On an IO without vectored writes, joins the short pieces at the front
-    /// into one, so that `push(line); push("\n")` is one segment, not two.
-    fn coalesce_front(&mut self, out_buffer_size: usize) {
-        let joinable = self
-            .pieces
-            .iter()
-            .scan(0usize, |total, piece| {
-                *total += piece.len();
-                (piece.len() < COALESCE_BELOW && *total <= out_buffer_size).then_some(())
-            })
-            .count();
-        if joinable < 2 {
-            return;
-        }
-        let mut joined = BytesMut::new();
-        for piece in self.pieces.drain(..joinable) {
-            joined.put(piece);
-        }
-        self.pieces.push_front(joined.freeze());
-    }
-}
-
 impl<T> Chat<T>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -356,21 +206,7 @@ where
     /// assert!(chat.codec().is_streaming());
     /// ```
     pub fn with_codec(io: T, codec: TerminatorCodec) -> Self {
-        let output_wakers = Arc::new(OutputWakers::default());
-        Chat {
-            io,
-            codec,
-            read_buffer: BytesMut::new(),
-            read_buffer_grown: false,
-            read_size: INITIAL_READ_SIZE,
-            in_buffer_size: DEFAULT_BUFFER_SIZE,
-            out_buffer_size: DEFAULT_BUFFER_SIZE,
-            output: Output::default(),
-            phase: Phase::Reading,
-            deferred_error: None,
-            output_wakers: Arc::clone(&output_wakers),
-            output_waker: Waker::from(output_wakers),
-        }
+        Self::from_parts(ChatParts::new(io, codec))
     }
 }
 
@@ -411,8 +247,8 @@ impl<T> Chat<T> {
     /// chat.push_with_producer(Producer::close());
     /// ```
     pub fn push_with_producer(&mut self, producer: Producer) {
-        if let Err(error) = self.try_enqueue(producer) {
-            self.deferred_error = Some(error);
+        if self.try_enqueue(producer).is_err() {
+            self.push_refused = true;
         }
     }
 
@@ -468,6 +304,67 @@ impl<T> Chat<T> {
     /// ```
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
         self.codec.set_terminator(terminator);
+    }
+
+    /// As [`set_terminator`](Self::set_terminator), with the message
+    /// searched as if preceded by `preceding`: see
+    /// [`TerminatorCodec::set_terminator_after`]. For SMTP's `DATA`, whose
+    /// block may be empty.
+    ///
+    /// ```
+    /// use asynchat::{Chat, Frame};
+    /// use futures::StreamExt;
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asynchat::Error> {
+    /// let (mut client, server) = tokio::io::duplex(64);
+    /// client.write_all(b"DATA\r\n.\r\n").await?; // an empty message
+    /// let mut chat = Chat::new(server, "\r\n");
+    /// assert_eq!(chat.next().await.unwrap()?, Frame::Complete("DATA".into()));
+    /// chat.set_terminator_after("\r\n.\r\n", b"\r\n");
+    /// assert_eq!(chat.next().await.unwrap()?, Frame::Complete("".into()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_terminator_after(
+        &mut self,
+        terminator: impl Into<Terminator>,
+        preceding: impl AsRef<[u8]>,
+    ) {
+        self.codec.set_terminator_after(terminator, preceding);
+    }
+
+    /// Switches between whole frames and streaming for the message under
+    /// way and the bytes already read: see
+    /// [`TerminatorCodec::set_streaming`]. Replacing the whole codec through
+    /// [`codec_mut`](Self::codec_mut) works too, but loses the state of the
+    /// message under way.
+    ///
+    /// ```
+    /// use asynchat::Chat;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut chat = Chat::new(io, "\r\n");
+    /// chat.set_streaming(true);
+    /// assert!(chat.codec().is_streaming());
+    /// ```
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.codec.set_streaming(streaming);
+    }
+
+    /// The delimiter that ended the last [`Frame::Complete`]: see
+    /// [`TerminatorCodec::matched_delimiter`].
+    ///
+    /// ```
+    /// use asynchat::{Chat, Terminator};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let chat = Chat::new(io, Terminator::any_of(["\r\n", "\n"]));
+    /// assert_eq!(chat.matched_delimiter(), None);
+    /// ```
+    pub fn matched_delimiter(&self) -> Option<&[u8]> {
+        self.codec.matched_delimiter()
     }
 
     /// The terminator as last set: see [`TerminatorCodec::terminator`].
@@ -572,7 +469,7 @@ impl<T> Chat<T> {
     /// assert_eq!(chat.queued_output_len(), 6);
     /// ```
     pub fn queued_output_len(&self) -> usize {
-        self.output.queued_bytes
+        self.output.queued_bytes()
     }
 
     /// The codec.
@@ -587,7 +484,10 @@ impl<T> Chat<T> {
         &self.codec
     }
 
-    /// The codec, to change.
+    /// The codec, to change: its limit, its mode, its terminator. Replacing
+    /// it (`*chat.codec_mut() = TerminatorCodec::streaming(..)`) works and
+    /// applies to the bytes already read, from the start of the buffer; the
+    /// state of the message under way goes with the old codec.
     ///
     /// ```
     /// use asynchat::Chat;
@@ -627,18 +527,177 @@ impl<T> Chat<T> {
         &mut self.io
     }
 
-    /// The IO, and the bytes read but not yet handed out. Queued output is
-    /// dropped.
+    /// The bytes read from the IO and not yet handed out as frames: what
+    /// [`upgrade`](Self::upgrade) would discard, and what
+    /// [`into_parts`](Self::into_parts) hands over. Does not copy.
     ///
     /// ```
     /// use asynchat::Chat;
+    /// use futures::StreamExt;
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asynchat::Error> {
+    /// let (mut client, server) = tokio::io::duplex(64);
+    /// client.write_all(b"STARTTLS\r\nRSET\r\n").await?;
+    /// let mut chat = Chat::new(server, "\r\n");
+    /// chat.next().await.unwrap()?; // STARTTLS
+    /// assert_eq!(chat.buffered_input(), b"RSET\r\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn buffered_input(&self) -> &[u8] {
+        &self.read_buffer
+    }
+
+    /// Takes the `Chat` apart: the IO, the codec with its state (the
+    /// terminator, the mode, the message under way), the bytes read and not
+    /// yet handed out, and the buffer sizes.
+    /// [`from_parts`](Self::from_parts) puts them back together.
+    ///
+    /// **Output not yet written is dropped**: flush first
+    /// ([`SinkExt::flush`](futures::SinkExt::flush)) to send it. Moves the
+    /// buffers, copies nothing.
+    ///
+    /// ```
+    /// use asynchat::{Chat, ChatParts};
     ///
     /// let (io, _peer) = tokio::io::duplex(64);
-    /// let (_io, unread) = Chat::new(io, "\n").into_parts();
-    /// assert!(unread.is_empty());
+    /// let ChatParts { io, codec, read_buffer, .. } = Chat::new(io, "\n").into_parts();
+    /// assert!(read_buffer.is_empty());
+    /// let chat = Chat::from_parts(ChatParts::new(io, codec));
+    /// # let _ = chat;
     /// ```
-    pub fn into_parts(self) -> (T, BytesMut) {
-        (self.io, self.read_buffer)
+    pub fn into_parts(self) -> ChatParts<T> {
+        ChatParts {
+            io: self.io,
+            codec: self.codec,
+            read_buffer: self.read_buffer,
+            in_buffer_size: self.in_buffer_size,
+            out_buffer_size: self.out_buffer_size,
+        }
+    }
+
+    /// A `Chat` from its parts, as [`into_parts`](Self::into_parts) gave
+    /// them or as built by [`ChatParts::new`]. The bytes of `read_buffer`
+    /// are decoded before anything more is read. Allocates the shared
+    /// wakers (one small allocation); moves the buffers.
+    ///
+    /// ```
+    /// use asynchat::{Chat, ChatParts, Frame, TerminatorCodec};
+    /// use bytes::BytesMut;
+    /// use futures::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), asynchat::Error> {
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let mut parts = ChatParts::new(io, TerminatorCodec::new("\n"));
+    /// parts.read_buffer = BytesMut::from("read elsewhere\n");
+    /// let mut chat = Chat::from_parts(parts);
+    /// assert_eq!(chat.next().await.unwrap()?, Frame::Complete("read elsewhere".into()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_parts(parts: ChatParts<T>) -> Self {
+        let in_buffer_size = parts.in_buffer_size.max(1);
+        Chat {
+            io: parts.io,
+            codec: parts.codec,
+            read_buffer_grown: parts.read_buffer.capacity() > INITIAL_READ_SIZE,
+            read_buffer: parts.read_buffer,
+            read_size: INITIAL_READ_SIZE.min(in_buffer_size),
+            in_buffer_size,
+            out_buffer_size: parts.out_buffer_size.max(1),
+            output: Output::default(),
+            phase: Phase::Reading,
+            push_refused: false,
+            output_wakers: Arc::default(),
+        }
+    }
+
+    /// A `Framed` over the same IO, codec and unread bytes, for code
+    /// written against tokio-util. **Output not yet written is dropped**:
+    /// flush first ([`SinkExt::flush`](futures::SinkExt::flush)). The
+    /// `Framed` keeps its own default buffer sizes. Moves the buffers.
+    ///
+    /// ```
+    /// use asynchat::{Chat, TerminatorCodec};
+    /// use tokio_util::codec::Framed;
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let framed: Framed<_, TerminatorCodec> = Chat::new(io, "\n").into_framed();
+    /// let chat = Chat::from(framed); // and back
+    /// # let _ = chat;
+    /// ```
+    pub fn into_framed(self) -> Framed<T, TerminatorCodec> {
+        let mut parts = FramedParts::new::<Bytes>(self.io, self.codec);
+        parts.read_buf = self.read_buffer;
+        Framed::from_parts(parts)
+    }
+}
+
+impl<T> From<Framed<T, TerminatorCodec>> for Chat<T> {
+    /// A `Chat` over a `Framed`'s IO and codec. The bytes it read and did
+    /// not decode are decoded first; the bytes it buffered and did not
+    /// write are queued as output, ahead of anything pushed. Nothing is
+    /// lost or copied.
+    fn from(framed: Framed<T, TerminatorCodec>) -> Self {
+        let parts = framed.into_parts();
+        let mut chat = Chat::from_parts(ChatParts {
+            read_buffer: parts.read_buf,
+            ..ChatParts::new(parts.io, parts.codec)
+        });
+        chat.push(parts.write_buf.freeze());
+        chat
+    }
+}
+
+/// A [`Chat`] taken apart by [`Chat::into_parts`], to be put back by
+/// [`Chat::from_parts`]: as tokio-util's `FramedParts` is to a `Framed`.
+///
+/// ```
+/// use asynchat::{ChatParts, TerminatorCodec, DEFAULT_BUFFER_SIZE};
+///
+/// let (io, _peer) = tokio::io::duplex(64);
+/// let parts = ChatParts::new(io, TerminatorCodec::new("\r\n"));
+/// assert!(parts.read_buffer.is_empty());
+/// assert_eq!(parts.in_buffer_size, DEFAULT_BUFFER_SIZE);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ChatParts<T> {
+    /// The IO.
+    pub io: T,
+    /// The codec, with its terminator, mode, limit and the state of the
+    /// message under way.
+    pub codec: TerminatorCodec,
+    /// Bytes read from the IO and not yet decoded.
+    pub read_buffer: BytesMut,
+    /// The most read at once: see [`Chat::in_buffer_size`].
+    pub in_buffer_size: usize,
+    /// The output piece size: see [`Chat::out_buffer_size`].
+    pub out_buffer_size: usize,
+}
+
+impl<T> ChatParts<T> {
+    /// Parts with an empty read buffer and the default buffer sizes.
+    /// Allocates nothing.
+    ///
+    /// ```
+    /// use asynchat::{Chat, ChatParts, TerminatorCodec};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(64);
+    /// let chat = Chat::from_parts(ChatParts::new(io, TerminatorCodec::streaming("\n")));
+    /// assert!(chat.codec().is_streaming());
+    /// ```
+    pub fn new(io: T, codec: TerminatorCodec) -> Self {
+        ChatParts {
+            io,
+            codec,
+            read_buffer: BytesMut::new(),
+            in_buffer_size: DEFAULT_BUFFER_SIZE,
+            out_buffer_size: DEFAULT_BUFFER_SIZE,
+        }
     }
 }
 
@@ -646,6 +705,65 @@ impl<T> Chat<T>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    /// Replaces the IO with what `upgrade` makes of it, for STARTTLS: the
+    /// IO handed to a TLS acceptor or connector, the same conversation
+    /// going on over what it returns.
+    ///
+    /// 1. All queued output is written and flushed first: the `220 ready
+    ///    to start TLS` goes out in plaintext. Lazy producers are drawn to
+    ///    their end, so one that never ends makes the upgrade wait for
+    ///    ever: bound it with a timeout, or `discard_buffers` first.
+    /// 2. **Every byte read and not yet handed out is discarded**: plaintext
+    ///    that a peer, or an attacker, pipelined after `STARTTLS` must
+    ///    never be read as if it came over TLS (CVE-2011-0411).
+    ///    [`buffered_input`](Self::buffered_input) shows it beforehand, to
+    ///    log or to refuse. The message under way starts afresh.
+    /// 3. The IO goes to `upgrade`; the returned `Chat` keeps the
+    ///    terminator, the mode, the limit and the buffer sizes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after close-when-done or an error ended the
+    /// channel; the write's error if flushing fails; [`Error::Io`] with the
+    /// error `upgrade` returned (the IO is then gone with it).
+    ///
+    /// ```no_run
+    /// use asynchat::Chat;
+    ///
+    /// # async fn example(
+    /// #     chat: Chat<tokio::net::TcpStream>,
+    /// #     acceptor: tokio_rustls::TlsAcceptor,
+    /// # ) -> Result<(), asynchat::Error> {
+    /// let mut chat = chat;
+    /// chat.push("220 2.0.0 ready to start TLS\r\n");
+    /// if !chat.buffered_input().is_empty() {
+    ///     eprintln!("discarding {} bytes pipelined after STARTTLS", chat.buffered_input().len());
+    /// }
+    /// let chat = chat.upgrade(|io| acceptor.accept(io)).await?;
+    /// # let _ = chat;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn upgrade<U, F, Fut>(mut self, upgrade: F) -> Result<Chat<U>, Error>
+    where
+        F: FnOnce(T) -> Fut,
+        Fut: Future<Output = io::Result<U>>,
+    {
+        if self.output.is_closing() {
+            return Err(Error::Closed);
+        }
+        self.flush().await?;
+        let parts = self.into_parts();
+        let mut codec = parts.codec;
+        codec.start_afresh();
+        let io = upgrade(parts.io).await?;
+        Ok(Chat::from_parts(ChatParts {
+            in_buffer_size: parts.in_buffer_size,
+            out_buffer_size: parts.out_buffer_size,
+            ..ChatParts::new(io, codec)
+        }))
+    }
+
     /// Moves queued output for the task polling `side`: see
     /// [`poll_output`](Self::poll_output). An error ends the channel; the
     /// end of output, by close or error, wakes the other half.
@@ -656,13 +774,17 @@ where
             // waker clone and the flush.
             return Poll::Ready(Ok(()));
         }
-        let was_closed = self.output.closed;
-        let waker = self.output_waker.clone();
-        let result = self.poll_output(&mut Context::from_waker(&waker));
+        let was_open = self.output.end() == OutputEnd::Open;
+        let waker = Waker::from(Arc::clone(&self.output_wakers));
+        let result = self.output.poll_write_all(
+            Pin::new(&mut self.io),
+            &mut Context::from_waker(&waker),
+            self.out_buffer_size,
+        );
         if let Poll::Ready(Err(_)) = result {
             self.end();
         }
-        if self.output.closed && !was_closed {
+        if was_open && self.output.end() != OutputEnd::Open {
             // A reading half ends its stream; a writing half learns of it.
             let other = match side {
                 Side::Stream => Side::Sink,
@@ -671,66 +793,6 @@ where
             self.output_wakers.slot(other).wake();
         }
         result
-    }
-
-    /// Writes queued output until it is all written and flushed (and, past
-    /// a close marker, the write side shut down), or the IO or a producer
-    /// is pending.
-    fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            if self.output.failed {
-                return Poll::Ready(Err(Error::Closed));
-            }
-            if self.output.closed {
-                return Poll::Ready(Ok(()));
-            }
-            self.output.fill(cx, self.out_buffer_size);
-            if !self.output.pieces.is_empty() {
-                let written = ready!(self.poll_write_pieces(cx))?;
-                if written == 0 {
-                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
-                }
-                self.output.advance(written);
-                self.output.unflushed = true;
-                continue;
-            }
-            // Nothing left to write for now: let it reach the peer.
-            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
-            self.output.unflushed = false;
-            if let Some(error) = self.output.producer_error.take() {
-                return Poll::Ready(Err(Error::Producer(error)));
-            }
-            match self.output.fifo.front() {
-                None => return Poll::Ready(Ok(())),
-                Some(producer) if producer.is_close() => {
-                    ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
-                    self.output.clear();
-                    self.output.closed = true;
-                    return Poll::Ready(Ok(()));
-                }
-                // A producer is pending; it woke us when it has more.
-                Some(_) => return Poll::Pending,
-            }
-        }
-    }
-
-    /// One write of at most `out_buffer_size` bytes, vectored when the IO
-    /// supports it, of the pieces as they are.
-    fn poll_write_pieces(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let limit = self.out_buffer_size;
-        let io = Pin::new(&mut self.io);
-        if !io.is_write_vectored() {
-            self.output.coalesce_front(limit);
-            let piece = &self.output.pieces[0];
-            return io.poll_write(cx, &piece[..piece.len().min(limit)]);
-        }
-        // The slices live on the stack and are filled in full each time: a
-        // reply of a few pieces should not pay for 64.
-        if self.output.pieces.len() <= FEW_WRITE_PIECES {
-            poll_write_vectored::<_, FEW_WRITE_PIECES>(io, cx, &self.output.pieces, limit)
-        } else {
-            poll_write_vectored::<_, MAX_WRITE_PIECES>(io, cx, &self.output.pieces, limit)
-        }
     }
 
     /// Reads once, at most the current read size, which doubles up to
@@ -806,7 +868,7 @@ where
 
     /// Hands out, through the stream, an error that ends the channel.
     fn fail<I>(&mut self, error: Error) -> Poll<Option<Result<I, Error>>> {
-        if !self.output.closed {
+        if self.output.end() == OutputEnd::Open {
             // A writing half waiting on output learns that it is over.
             self.output_wakers.sink.wake();
         }
@@ -818,32 +880,8 @@ where
     /// more refused.
     fn end(&mut self) {
         self.phase = Phase::Finished;
-        self.output.clear();
-        self.output.closed = true;
-        self.output.failed = true;
+        self.output.fail();
     }
-}
-
-/// One vectored write of at most `limit` bytes of the first `N` pieces.
-fn poll_write_vectored<T: AsyncWrite, const N: usize>(
-    io: Pin<&mut T>,
-    cx: &mut Context<'_>,
-    pieces: &VecDeque<Bytes>,
-    limit: usize,
-) -> Poll<io::Result<usize>> {
-    let mut slices = [IoSlice::new(&[]); N];
-    let mut count = 0;
-    let mut total = 0;
-    for piece in pieces.iter().take(N) {
-        if total == limit {
-            break;
-        }
-        let take = piece.len().min(limit - total);
-        slices[count] = IoSlice::new(&piece[..take]);
-        count += 1;
-        total += take;
-    }
-    io.poll_write_vectored(cx, &slices[..count])
 }
 
 impl<T> Stream for Chat<T>
@@ -856,8 +894,8 @@ where
     /// reading, and before waiting for input, queued output is moved.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if let Some(error) = this.deferred_error.take() {
-            return Poll::Ready(Some(Err(error)));
+        if mem::take(&mut this.push_refused) {
+            return Poll::Ready(Some(Err(Error::Closed)));
         }
         if this.phase == Phase::Finished {
             return Poll::Ready(None);
@@ -868,7 +906,7 @@ where
         // An empty buffer awaiting a delimiter is not searched: between
         // requests that is the common case.
         let decoded = this.phase == Phase::Reading
-            && this.output.queued_bytes < this.out_buffer_size
+            && this.output.queued_bytes() < this.out_buffer_size
             && !this.output.is_closing();
         if decoded && !this.codec.needs_input(&this.read_buffer) {
             if let Some(frame) = this.codec.decode(&mut this.read_buffer).transpose() {
@@ -877,7 +915,7 @@ where
         }
         match this.poll_send(cx, Side::Stream) {
             Poll::Ready(Err(error)) => return this.fail(error),
-            Poll::Ready(Ok(())) if this.output.closed => {
+            Poll::Ready(Ok(())) if this.output.end() != OutputEnd::Open => {
                 this.phase = Phase::Finished;
                 return Poll::Ready(None);
             }
@@ -900,10 +938,10 @@ where
     /// writes until everything queued is out.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if let Some(error) = this.deferred_error.take() {
-            return Poll::Ready(Err(error));
+        if mem::take(&mut this.push_refused) {
+            return Poll::Ready(Err(Error::Closed));
         }
-        if this.output.queued_bytes >= this.out_buffer_size {
+        if this.output.queued_bytes() >= this.out_buffer_size {
             ready!(this.poll_send(cx, Side::Sink))?;
         }
         Poll::Ready(Ok(()))
@@ -919,8 +957,8 @@ where
     /// [`Error::Closed`] once an error ended the channel.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if let Some(error) = this.deferred_error.take() {
-            return Poll::Ready(Err(error));
+        if mem::take(&mut this.push_refused) {
+            return Poll::Ready(Err(Error::Closed));
         }
         this.poll_send(cx, Side::Sink)
     }
@@ -940,7 +978,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Chat<T> {
             .field("io", &self.io)
             .field("codec", &self.codec)
             .field("buffered_input", &self.read_buffer.len())
-            .field("queued_output", &self.output.queued_bytes)
+            .field("queued_output", &self.output.queued_bytes())
             .field("phase", &self.phase)
             .finish()
     }

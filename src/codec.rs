@@ -529,7 +529,7 @@ impl TerminatorCodec {
     /// ```
     #[inline]
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
-        self.set_terminator_after(terminator, Bytes::new());
+        self.set_terminator_after(terminator, []);
     }
 
     /// As [`set_terminator`](Self::set_terminator), but the search treats
@@ -548,8 +548,9 @@ impl TerminatorCodec {
     /// matter: a longer `preceding` is cut to those. For a `Length` or
     /// `None` it is ignored. [`matched_delimiter`](Self::matched_delimiter)
     /// then reports the whole delimiter, though only its end was in the
-    /// input. Costs what `set_terminator` costs and keeps a handle on
-    /// `preceding` until the first bytes of the message decide.
+    /// input. Costs what `set_terminator` costs, and a copy of those few
+    /// bytes of `preceding`, kept until the first bytes of the message
+    /// decide.
     ///
     /// ```
     /// use asynchat::{Frame, TerminatorCodec};
@@ -570,13 +571,13 @@ impl TerminatorCodec {
     pub fn set_terminator_after(
         &mut self,
         terminator: impl Into<Terminator>,
-        preceding: impl Into<Bytes>,
+        preceding: impl AsRef<[u8]>,
     ) {
         let terminator = terminator.into().normalized();
-        let preceding = preceding.into();
+        let preceding = preceding.as_ref();
         match &mut self.state {
             State::SkippingDelimited { preceding: after } => {
-                *after = preceding;
+                *after = Bytes::copy_from_slice(preceding);
                 self.terminator = terminator;
             }
             State::SkippingCounted {
@@ -585,7 +586,7 @@ impl TerminatorCodec {
                 ..
             } => {
                 *then = terminator.clone();
-                *after = preceding;
+                *after = Bytes::copy_from_slice(preceding);
                 self.terminator = terminator;
             }
             _ => self.start(terminator, preceding),
@@ -595,7 +596,7 @@ impl TerminatorCodec {
     /// Starts the next message under `terminator`, from the start of the
     /// buffer, after `preceding`.
     #[inline]
-    fn start(&mut self, terminator: Terminator, preceding: Bytes) {
+    fn start(&mut self, terminator: Terminator, preceding: &[u8]) {
         self.state = match &terminator {
             Terminator::Length(length) => State::Counted { remaining: *length },
             Terminator::None => State::Unframed,
@@ -609,7 +610,7 @@ impl TerminatorCodec {
                 match preceding.len().min(useful) {
                     0 => State::Delimited { next_index: 0 },
                     kept => State::DelimitedAfter {
-                        preceding: preceding.slice(preceding.len() - kept..),
+                        preceding: Bytes::copy_from_slice(&preceding[preceding.len() - kept..]),
                     },
                 }
             }
@@ -633,8 +634,18 @@ impl TerminatorCodec {
             self.state,
             State::SkippingDelimited { .. } | State::SkippingCounted { .. }
         ) {
-            self.start(self.terminator.clone(), Bytes::new());
+            self.start(self.terminator.clone(), &[]);
         }
+    }
+
+    /// Forgets the message under way and any overlong one being skipped:
+    /// the input it belonged to is gone (an upgrade replaced the IO).
+    pub(crate) fn start_afresh(&mut self) {
+        let terminator = match &mut self.state {
+            State::SkippingCounted { then, .. } => mem::take(then),
+            _ => self.terminator.clone(),
+        };
+        self.start(terminator, &[]);
     }
 
     /// Whether `decode` would find nothing without looking: the buffer is
@@ -886,7 +897,7 @@ impl TerminatorCodec {
                             unreachable!("skipping a delimited message");
                         };
                         let preceding = mem::take(preceding);
-                        self.start(self.terminator.clone(), preceding);
+                        self.start(self.terminator.clone(), &preceding);
                     }
                     Search::NotYet { resume } => {
                         buffer.advance(resume);
@@ -926,7 +937,7 @@ impl TerminatorCodec {
                         return Ok(None);
                     }
                     let (then, preceding) = (mem::take(then), mem::take(preceding));
-                    self.start(then, preceding);
+                    self.start(then, &preceding);
                 }
                 State::Unframed => {
                     if buffer.is_empty() {

@@ -63,10 +63,11 @@ mod chat;
 mod codec;
 mod error;
 mod frame;
+mod output;
 mod producer;
 mod terminator;
 
-pub use chat::{Chat, DEFAULT_BUFFER_SIZE};
+pub use chat::{Chat, ChatParts, DEFAULT_BUFFER_SIZE};
 pub use codec::{TerminatorCodec, DEFAULT_MAX_FRAME_LENGTH};
 pub use error::Error;
 pub use frame::Frame;

@@ -581,7 +581,7 @@ where
         }
         frames.push(frame);
     }
-    (frames, chat.into_parts().0)
+    (frames, chat.into_parts().io)
 }
 
 fn content_length(head: &[u8]) -> Option<u64> {
