@@ -12,7 +12,7 @@ use tokio::{
     time::timeout,
 };
 
-#[path = "../examples/http_server.rs"]
+#[path = "../examples/http_server/main.rs"]
 #[allow(dead_code)]
 mod http_server;
 

@@ -48,6 +48,7 @@ use tokio::{
     time::timeout,
 };
 
+#[path = "../common/mod.rs"]
 mod common;
 use common::listen;
 
