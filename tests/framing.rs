@@ -25,7 +25,7 @@ use tokio::{
 use tokio_util::codec::{Decoder, Framed};
 
 // ---------------------------------------------------------------------------
-// Decoding helpers shared by the vectors and the properties.
+// Decoding, shared by the vectors and the properties.
 
 /// One frame and what `matched_delimiter` said right after it.
 type Decoded = (Frame, Option<Bytes>);
@@ -542,7 +542,8 @@ proptest! {
         assert_whole_frames(&whole_once);
         let whole_split = decode_reads(&mut codec_for(&terminator, false), reads.iter().copied());
         prop_assert_eq!(&whole_split, &whole_once);
-        let whole_bytewise = decode_reads(&mut codec_for(&terminator, false), bytewise.iter().copied());
+        let whole_bytewise =
+            decode_reads(&mut codec_for(&terminator, false), bytewise.iter().copied());
         prop_assert_eq!(&whole_bytewise, &whole_once);
 
         let expected = regroup(&whole_once);
@@ -592,14 +593,17 @@ proptest! {
     ) {
         let single = Terminator::Delimiter(delimiter.clone());
         prop_assert_eq!(Terminator::any_of([delimiter.clone()]), single.clone());
-        prop_assert_eq!(Terminator::any_of([delimiter.clone(), Bytes::new(), delimiter.clone()]), single.clone());
+        let repeated = [delimiter.clone(), Bytes::new(), delimiter.clone()];
+        prop_assert_eq!(Terminator::any_of(repeated), single.clone());
         // A set built directly, with a repeat, is cleaned the same way.
         let built: Arc<[Bytes]> = vec![delimiter.clone(), delimiter.clone()].into();
         let reads = cut(&data, &points);
         for streaming in [false, true] {
             let expected = decode_reads(&mut codec_for(&single, streaming), reads.iter().copied());
-            for terminator in [Terminator::any_of([delimiter.clone()]), Terminator::AnyOf(built.clone())] {
-                let decoded = decode_reads(&mut codec_for(&terminator, streaming), reads.iter().copied());
+            let sets = [Terminator::any_of([delimiter.clone()]), Terminator::AnyOf(built.clone())];
+            for terminator in sets {
+                let mut codec = codec_for(&terminator, streaming);
+                let decoded = decode_reads(&mut codec, reads.iter().copied());
                 prop_assert_eq!(&decoded, &expected, "streaming {}", streaming);
             }
         }
@@ -621,7 +625,8 @@ proptest! {
         let held = longest(&terminator) - 1;
         let (decoded, errors) = decode_with_limit(&terminator, limit, &cut(&data, &points));
 
-        let kept: Vec<_> = expected.messages.iter().filter(|(m, _)| m.len() <= limit).cloned().collect();
+        let kept: Vec<_> =
+            expected.messages.iter().filter(|(m, _)| m.len() <= limit).cloned().collect();
         let overlong = expected.messages.len() - kept.len();
         let completes: Vec<_> = decoded
             .iter()
@@ -639,12 +644,13 @@ proptest! {
         // between it depends on how much of it the codec saw before the end.
         let rest_failed = errors == overlong + 1 && partial.is_empty();
         let rest_out = errors == overlong && partial == expected.left;
+        let report = format!("errors {errors}, overlong {overlong}, partial {partial:?}");
         if expected.left.len() <= limit {
-            prop_assert!(rest_out, "errors {} overlong {} partial {:?}", errors, overlong, partial);
+            prop_assert!(rest_out, "{}", report);
         } else if expected.left.len() > limit + held {
-            prop_assert!(rest_failed, "errors {} overlong {} partial {:?}", errors, overlong, partial);
+            prop_assert!(rest_failed, "{}", report);
         } else {
-            prop_assert!(rest_out || rest_failed, "errors {} overlong {} partial {:?}", errors, overlong, partial);
+            prop_assert!(rest_out || rest_failed, "{}", report);
         }
     }
 

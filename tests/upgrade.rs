@@ -128,10 +128,14 @@ async fn starttls_discards_pipelined_plaintext() {
     let mut tls = within("the TLS handshake", connector.connect(name, client))
         .await
         .expect("the TLS handshake");
-    within("the write", tls.write_all(b"NOOP\r\n")).await.unwrap();
+    within("the write", tls.write_all(b"NOOP\r\n"))
+        .await
+        .unwrap();
     // The first answer over TLS is NOOP's: nothing was answered to RSET.
     assert_eq!(read_reply(&mut tls).await, "250 ok\r\n");
-    within("the write", tls.write_all(b"QUIT\r\n")).await.unwrap();
+    within("the write", tls.write_all(b"QUIT\r\n"))
+        .await
+        .unwrap();
     let mut rest = String::new();
     within("the end", tls.read_to_string(&mut rest))
         .await
@@ -183,9 +187,12 @@ async fn starttls_failed_handshake_is_an_io_error() {
 async fn buffered_input_lets_a_server_refuse_pipelining() {
     let (mut client, server) = tcp_pair().await;
     let mut chat = Chat::new(server, "\r\n");
-    within("the write", client.write_all(b"STARTTLS\r\nMAIL FROM:<a@b>\r\n"))
-        .await
-        .unwrap();
+    within(
+        "the write",
+        client.write_all(b"STARTTLS\r\nMAIL FROM:<a@b>\r\n"),
+    )
+    .await
+    .unwrap();
     let frame = within("a frame", chat.next()).await.unwrap().unwrap();
     assert_eq!(frame, Frame::Complete(Bytes::from_static(b"STARTTLS")));
     let pipelined = chat.buffered_input().to_vec();
