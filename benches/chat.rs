@@ -2,7 +2,7 @@
 //! tokio and tokio-util: `tokio::io::copy`, `Framed<_, BytesCodec>` and a
 //! `Framed<_, LinesCodec>` echo server.
 //!
-//! One criterion group per row of the targets table (issue 6), contenders
+//! One criterion group per row of the targets table, contenders
 //! side by side, each against the same peer on a thread of its own with
 //! blocking calls: for the bulk rows a drain reading 1 MiB at a time, for
 //! the echo row the client. The bulk rows' sender runs on a one-thread
@@ -33,7 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_util::codec::{BytesCodec, Framed, LinesCodec};
 
-/// Bytes moved per iteration of the bulk rows (the issue's 1 GiB, in
+/// Bytes moved per iteration of the bulk rows (the target's 1 GiB, in
 /// pieces criterion can repeat: a run moves several GiB per contender).
 const BULK: u64 = 128 << 20;
 

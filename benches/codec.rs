@@ -1,9 +1,14 @@
-//! `TerminatorCodec` against what a user would pick instead: tokio-util's
-//! `LinesCodec`, `AnyDelimiterCodec` and `LengthDelimitedCodec`, and a bare
-//! `memchr::memmem::Finder` scan.
+//! `TerminatorCodec` against what a user would pick instead (tokio-util's
+//! `LinesCodec`, `AnyDelimiterCodec` and `LengthDelimitedCodec`) and against
+//! its floor: the bare search and `split_to().freeze()` that any decoder of
+//! the same frames must do (a `memchr`, `memmem::Finder` or `aho_corasick`
+//! scan, or for counts the splits alone).
 //!
-//! One criterion group per row of the targets table (issue 6); in each group
-//! the contenders decode the same input, fed the way a `Framed` feeds them:
+//! One criterion group per row of the targets table, each with its floor;
+//! then rows for what memchr's benchmarks call pathological inputs: a flood
+//! of the delimiter's first byte, reads of one byte, and a delimiter that
+//! overlaps itself. In each group the contenders decode the same input, fed
+//! the way a `Framed` feeds them:
 //! slices of 64 KiB appended to a `BytesMut`, each followed by `decode` until
 //! it returns `None`. Every frame is consumed the way a caller would: its
 //! length is read and summed, and both the count of frames and the sum of
@@ -26,10 +31,11 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use asynchat::{Frame, TerminatorCodec};
+use aho_corasick::{AhoCorasick, MatchKind};
+use asynchat::{Frame, Terminator, TerminatorCodec};
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memchr::memmem;
 use tokio_util::codec::{AnyDelimiterCodec, Decoder, LengthDelimitedCodec, LinesCodec};
 
@@ -97,8 +103,6 @@ impl Measurement for Clock {
         WALL.formatter()
     }
 }
-
-type Group<'a> = BenchmarkGroup<'a, Clock>;
 
 /// What a decoder's items weigh: the bytes a frame carries.
 trait Weigh {
@@ -193,81 +197,127 @@ fn lines(count: usize, length: usize, ending: &[u8]) -> Vec<u8> {
     input
 }
 
-/// The floor the issue sets for a line decoder: one `memchr` and one
-/// `split_to().freeze()` per frame, nothing else.
-struct SplitFloor {
-    next_index: usize,
+/// A bare search, built once: what a floor decoder calls.
+trait BareSearch {
+    /// The first match in `haystack`: where it starts, and its length.
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)>;
+
+    /// How many bytes at the end of a read may begin a match that the next
+    /// read completes: the longest match's length minus one.
+    fn held_back(&self) -> usize;
 }
 
-impl Decoder for SplitFloor {
-    type Item = Bytes;
-    type Error = std::io::Error;
+/// One byte, found by `memchr`: the floor of the line rows (a `\r\n`
+/// decoder may search for the `\n` and look at the byte before it).
+struct Byte(u8);
 
+impl BareSearch for Byte {
     #[inline]
-    fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
-        match memchr::memchr(b'\n', &buffer[self.next_index..]) {
-            Some(offset) => {
-                let end = self.next_index + offset;
-                self.next_index = 0;
-                let frame = buffer.split_to(end).freeze();
-                buffer.advance(1);
-                Ok(Some(frame))
-            }
-            None => {
-                self.next_index = buffer.len();
-                Ok(None)
-            }
-        }
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
+        memchr::memchr(self.0, haystack).map(|offset| (offset, 1))
+    }
+
+    fn held_back(&self) -> usize {
+        0
     }
 }
 
-/// The bare scan the 1 MiB rows are held to: a `memmem::Finder` built once,
-/// resuming where it stopped, splitting each message off as any decoder must.
-struct FinderScan {
-    finder: memmem::Finder<'static>,
+/// Lines ending `\n` or `\r\n`, the rule of `any_of(["\r\n", "\n"])`:
+/// `memchr` finds the `\n`, and a `\r` just before it belongs to the ending.
+struct LenientLines;
+
+impl BareSearch for LenientLines {
+    #[inline]
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
+        memchr::memchr(b'\n', haystack).map(|offset| match offset.checked_sub(1) {
+            Some(before) if haystack[before] == b'\r' => (before, 2),
+            _ => (offset, 1),
+        })
+    }
+
+    fn held_back(&self) -> usize {
+        1
+    }
+}
+
+impl BareSearch for memmem::Finder<'static> {
+    #[inline]
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
+        memmem::Finder::find(self, haystack).map(|offset| (offset, self.needle().len()))
+    }
+
+    fn held_back(&self) -> usize {
+        self.needle().len() - 1
+    }
+}
+
+/// A set of delimiters, leftmost-longest (the rule of `Terminator::any_of`).
+impl BareSearch for AhoCorasick {
+    #[inline]
+    fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
+        AhoCorasick::find(self, haystack).map(|found| (found.start(), found.len()))
+    }
+
+    fn held_back(&self) -> usize {
+        self.max_pattern_len() - 1
+    }
+}
+
+/// A floor decoder: one bare search and one `split_to().freeze()` per frame,
+/// nothing else. The search resumes where the last one stopped (less the
+/// bytes that may begin a match), so no byte is searched twice.
+struct Scan<S> {
+    search: S,
     next_index: usize,
 }
 
-impl FinderScan {
-    fn new(delimiter: &[u8]) -> Self {
-        FinderScan {
-            finder: memmem::Finder::new(delimiter).into_owned(),
+impl<S: BareSearch> Scan<S> {
+    fn new(search: S) -> Self {
+        Scan {
+            search,
             next_index: 0,
         }
     }
 }
 
-impl Decoder for FinderScan {
+/// The bare scan the 1 MiB rows are held to: a `memmem::Finder` built once.
+fn finder_scan(delimiter: &[u8]) -> Scan<memmem::Finder<'static>> {
+    Scan::new(memmem::Finder::new(delimiter).into_owned())
+}
+
+/// A bare Aho-Corasick scan of `delimiters`, leftmost-longest.
+fn automaton_scan(delimiters: &[&str]) -> Scan<AhoCorasick> {
+    Scan::new(
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(delimiters)
+            .unwrap(),
+    )
+}
+
+impl<S: BareSearch> Decoder for Scan<S> {
     type Item = Bytes;
     type Error = std::io::Error;
 
     #[inline]
     fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
-        let delimiter = self.finder.needle().len();
-        match self.finder.find(&buffer[self.next_index..]) {
-            Some(offset) => {
+        match self.search.find(&buffer[self.next_index..]) {
+            Some((offset, length)) => {
                 let end = self.next_index + offset;
                 self.next_index = 0;
                 let frame = buffer.split_to(end).freeze();
-                buffer.advance(delimiter);
+                buffer.advance(length);
                 Ok(Some(frame))
             }
             None => {
-                self.next_index = buffer.len().saturating_sub(delimiter - 1);
+                self.next_index = buffer.len().saturating_sub(self.search.held_back());
                 Ok(None)
             }
         }
     }
 }
 
-fn configure(group: &mut Group<'_>) {
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(40);
-}
-
-/// Rows 1 and 2: 64-byte lines ending `ending`, 1 MiB of them.
+/// 64-byte lines ending `ending`, 1 MiB of them.
 fn short_lines(c: &mut Criterion<Clock>, name: &str, ending: &'static str) {
     const COUNT: u64 = 16 * 1024;
     const LENGTH: u64 = 64;
@@ -281,7 +331,6 @@ fn short_lines(c: &mut Criterion<Clock>, name: &str, ending: &'static str) {
     let ours = lines_of(ending.len() as u64);
     let by_newline = lines_of(1);
     let mut group = c.benchmark_group(name);
-    configure(&mut group);
     group.throughput(Throughput::Elements(COUNT));
     group.bench_function("ours", |b| {
         b.iter(|| {
@@ -301,11 +350,10 @@ fn short_lines(c: &mut Criterion<Clock>, name: &str, ending: &'static str) {
             assert_eq!(feed(&mut codec, &input, READ), by_newline);
         })
     });
-    // For reference: the floor the issue sets, one search and one
-    // `split_to().freeze()` per frame.
+    // The floor: one `memchr` and one `split_to().freeze()` per frame.
     group.bench_function("floor", |b| {
         b.iter(|| {
-            let mut codec = SplitFloor { next_index: 0 };
+            let mut codec = Scan::new(Byte(b'\n'));
             assert_eq!(feed(&mut codec, &input, READ), by_newline);
         })
     });
@@ -320,10 +368,81 @@ fn lines_lf(c: &mut Criterion<Clock>) {
     short_lines(c, "lines64_lf", "\n");
 }
 
-/// `count` messages of `length` bytes each, `\r\n\r\n` included: header-like
+/// The lenient line terminator: `\r\n` or `\n`, whichever ends the line.
+fn lenient() -> Terminator {
+    Terminator::any_of(["\r\n", "\n"])
+}
+
+/// `count` lines of `length` bytes each, ending `\r\n` or `\n` in an order
+/// no branch predictor learns (a fixed xorshift sequence, so every run
+/// decodes the same bytes), and how many end `\r\n`.
+fn mixed_lines(count: usize, length: usize) -> (Vec<u8>, u64) {
+    let mut state: u32 = 0x9e37_79b9;
+    let mut input = Vec::with_capacity(count * length);
+    let mut crlf = 0;
+    for line in 0..count {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let ending: &[u8] = if state & 1 == 1 { b"\r\n" } else { b"\n" };
+        crlf += u64::from(ending.len() == 2);
+        let body = length - ending.len();
+        input.extend((0..body).map(|i| b'a' + ((line + i) % 26) as u8));
+        input.extend_from_slice(ending);
+    }
+    (input, crlf)
+}
+
+/// 64-byte lines ending `\r\n` or `\n` at random, 1 MiB of them, framed by
+/// `any_of(["\r\n", "\n"])`: against `LinesCodec` (which accepts both),
+/// against our single `\n` on the same bytes (which keeps the `\r`), and
+/// against the floor, one `memchr` for the `\n` and a look at the byte
+/// before it.
+fn lines_mixed(c: &mut Criterion<Clock>) {
+    const COUNT: u64 = 16 * 1024;
+    const LENGTH: u64 = 64;
+    let (input, crlf) = mixed_lines(COUNT as usize, LENGTH as usize);
+    let without_ending = Tally {
+        frames: COUNT,
+        bytes: COUNT * (LENGTH - 1) - crlf,
+    };
+    let by_newline = Tally {
+        frames: COUNT,
+        bytes: COUNT * (LENGTH - 1),
+    };
+    let mut group = c.benchmark_group("lines64_mixed");
+    group.throughput(Throughput::Elements(COUNT));
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new(lenient());
+            assert_eq!(feed(&mut codec, &input, READ), without_ending);
+        })
+    });
+    group.bench_function("ours_newline", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new("\n");
+            assert_eq!(feed(&mut codec, &input, READ), by_newline);
+        })
+    });
+    group.bench_function("LinesCodec", |b| {
+        b.iter(|| {
+            let mut codec = LinesCodec::new();
+            assert_eq!(feed(&mut codec, &input, READ), without_ending);
+        })
+    });
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut scan = Scan::new(LenientLines);
+            assert_eq!(feed(&mut scan, &input, READ), without_ending);
+        })
+    });
+    group.finish();
+}
+
+/// `count` messages of `length` bytes each, `ending` included: header-like
 /// text with `\r\n` every 64 bytes, so the search meets near misses.
-fn messages(count: usize, length: usize) -> Vec<u8> {
-    let body = length - 4;
+fn messages(count: usize, length: usize, ending: &[u8]) -> Vec<u8> {
+    let body = length - ending.len();
     let mut input = Vec::with_capacity(count * length);
     for message in 0..count {
         input.extend((0..body).map(|i| match i % 64 {
@@ -331,7 +450,7 @@ fn messages(count: usize, length: usize) -> Vec<u8> {
             63 => b'\n',
             _ => b'a' + ((message + i) % 26) as u8,
         }));
-        input.extend_from_slice(b"\r\n\r\n");
+        input.extend_from_slice(ending);
     }
     input
 }
@@ -351,17 +470,16 @@ fn feed_streaming(codec: &mut TerminatorCodec, input: &[u8], read: usize) -> Tal
     black_box(tally)
 }
 
-/// Row 3: 1 MiB messages ending `\r\n\r\n`, against the bare scan.
+/// 1 MiB messages ending `\r\n\r\n`, against the bare scan.
 fn mib_messages(c: &mut Criterion<Clock>) {
     const COUNT: u64 = 16;
     const LENGTH: u64 = 1 << 20;
-    let input = messages(COUNT as usize, LENGTH as usize);
+    let input = messages(COUNT as usize, LENGTH as usize, b"\r\n\r\n");
     let expected = Tally {
         frames: COUNT,
         bytes: COUNT * (LENGTH - 4),
     };
     let mut group = c.benchmark_group("mib_crlfcrlf");
-    configure(&mut group);
     group.throughput(Throughput::Bytes(input.len() as u64));
     group.bench_function("whole", |b| {
         b.iter(|| {
@@ -378,7 +496,7 @@ fn mib_messages(c: &mut Criterion<Clock>) {
     });
     group.bench_function("memmem_scan", |b| {
         b.iter(|| {
-            let mut scan = FinderScan::new(b"\r\n\r\n");
+            let mut scan = finder_scan(b"\r\n\r\n");
             assert_eq!(feed(&mut scan, &input, READ), expected);
         })
     });
@@ -391,7 +509,63 @@ fn mib_messages(c: &mut Criterion<Clock>) {
     group.finish();
 }
 
-/// Row 4: 256-byte messages behind a 4-byte big-endian length header, 1 MiB
+/// Three ends of a multi-line block (SMTP's and POP3's dot, a custom `END`,
+/// a dot between bare newlines): two first bytes, `\r` and `\n`, so the
+/// codec scans for them with `memchr2` and compares the delimiters there.
+const SET3: [&str; 3] = ["\r\n.\r\n", "\r\nEND\r\n", "\n.\n"];
+
+/// The same and two ends of input a terminal sends (`^D`, `^Z`): four first
+/// bytes, which the codec searches with its Aho-Corasick automaton.
+const SET5: [&str; 5] = ["\r\n.\r\n", "\r\nEND\r\n", "\n.\n", "\x04", "\x1a"];
+
+/// 1 MiB messages of `\r\n`-separated text ending `\r\n.\r\n`, framed by a
+/// set of delimiters: [`SET3`] (group `mib_any_of3`) and [`SET5`]
+/// (`mib_any_of5`). The floor is a bare `memmem` scan for `\r\n.\r\n`
+/// alone; a bare Aho-Corasick scan of the same set (leftmost-longest, the
+/// rule of `any_of`) tells whether the codec's first-byte scan beats the
+/// automaton.
+fn mib_delimiter_sets(c: &mut Criterion<Clock>) {
+    const COUNT: u64 = 16;
+    const LENGTH: u64 = 1 << 20;
+    let input = messages(COUNT as usize, LENGTH as usize, b"\r\n.\r\n");
+    let expected = Tally {
+        frames: COUNT,
+        bytes: COUNT * (LENGTH - 5),
+    };
+    for (name, set) in [("mib_any_of3", &SET3[..]), ("mib_any_of5", &SET5[..])] {
+        let terminator = Terminator::any_of(set.iter().copied());
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Bytes(input.len() as u64));
+        group.bench_function("whole", |b| {
+            b.iter(|| {
+                let mut codec = TerminatorCodec::new(terminator.clone())
+                    .with_max_frame_length(2 * LENGTH as usize);
+                assert_eq!(feed(&mut codec, &input, READ), expected);
+            })
+        });
+        group.bench_function("streaming", |b| {
+            b.iter(|| {
+                let mut codec = TerminatorCodec::streaming(terminator.clone());
+                assert_eq!(feed_streaming(&mut codec, &input, READ), expected);
+            })
+        });
+        group.bench_function("memmem_scan", |b| {
+            b.iter(|| {
+                let mut scan = finder_scan(b"\r\n.\r\n");
+                assert_eq!(feed(&mut scan, &input, READ), expected);
+            })
+        });
+        group.bench_function("aho_corasick_scan", |b| {
+            b.iter(|| {
+                let mut scan = automaton_scan(set);
+                assert_eq!(feed(&mut scan, &input, READ), expected);
+            })
+        });
+        group.finish();
+    }
+}
+
+/// 256-byte messages behind a 4-byte big-endian length header, 1 MiB
 /// of them.
 fn length_prefixed(c: &mut Criterion<Clock>) {
     const COUNT: u64 = 4 * 1024;
@@ -406,7 +580,6 @@ fn length_prefixed(c: &mut Criterion<Clock>) {
         bytes: COUNT * BODY,
     };
     let mut group = c.benchmark_group("length_prefixed256");
-    configure(&mut group);
     group.throughput(Throughput::Elements(COUNT));
     group.bench_function("ours", |b| {
         b.iter(|| {
@@ -465,16 +638,15 @@ fn length_prefixed(c: &mut Criterion<Clock>) {
     group.finish();
 }
 
-/// Row 5: one 16 MiB message in 1 KiB reads and in one read, both modes.
+/// One 16 MiB message in 1 KiB reads and in one read, both modes.
 fn one_big_message(c: &mut Criterion<Clock>) {
     const LENGTH: usize = 16 << 20;
-    let input = messages(1, LENGTH);
+    let input = messages(1, LENGTH, b"\r\n\r\n");
     let expected = Tally {
         frames: 1,
         bytes: LENGTH as u64 - 4,
     };
     let mut group = c.benchmark_group("big16mib");
-    configure(&mut group);
     group.sample_size(20);
     group.throughput(Throughput::Bytes(input.len() as u64));
     for (read, read_name) in [(1024, "1k_reads"), (LENGTH, "one_read")] {
@@ -490,18 +662,296 @@ fn one_big_message(c: &mut Criterion<Clock>) {
                 assert_eq!(feed_streaming(&mut codec, &input, read), expected);
             })
         });
+        // The floor: the bare scan in the same reads.
+        group.bench_function(format!("floor_{read_name}"), |b| {
+            b.iter(|| {
+                let mut scan = finder_scan(b"\r\n\r\n");
+                assert_eq!(feed(&mut scan, &input, read), expected);
+            })
+        });
     }
+    group.finish();
+}
+
+/// `count` messages of `length` bytes: `fill` repeated, then `ending`.
+fn flood(count: usize, length: usize, fill: u8, ending: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(count * length);
+    for _ in 0..count {
+        input.resize(input.len() + length - ending.len(), fill);
+        input.extend_from_slice(ending);
+    }
+    input
+}
+
+/// A flood of the delimiter's first byte: 64 KiB messages of `\r` but for
+/// their ending, 1 MiB of them, where every byte may begin a delimiter.
+/// Groups `flood_cr_crlf` (`\r\n`: against the `memchr` floor, and a bare
+/// `memmem` scan, the codec's own search, for reference), `flood_cr_lenient`
+/// (`any_of(["\r\n", "\n"])`) and `flood_cr_any_of3` ([`SET3`], the
+/// messages ending `\r\n.\r\n`).
+fn flood_cr(c: &mut Criterion<Clock>) {
+    const COUNT: u64 = 16;
+    const LENGTH: u64 = 64 * 1024;
+    let lines = flood(COUNT as usize, LENGTH as usize, b'\r', b"\r\n");
+    let without = |ending: u64| Tally {
+        frames: COUNT,
+        bytes: COUNT * (LENGTH - ending),
+    };
+
+    let mut group = c.benchmark_group("flood_cr_crlf");
+    group.throughput(Throughput::Bytes(lines.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new("\r\n");
+            assert_eq!(feed(&mut codec, &lines, READ), without(2));
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming("\r\n");
+            assert_eq!(feed_streaming(&mut codec, &lines, READ), without(2));
+        })
+    });
+    group.bench_function("LinesCodec", |b| {
+        b.iter(|| {
+            let mut codec = LinesCodec::new();
+            assert_eq!(feed(&mut codec, &lines, READ), without(2));
+        })
+    });
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut scan = Scan::new(Byte(b'\n'));
+            assert_eq!(feed(&mut scan, &lines, READ), without(1));
+        })
+    });
+    group.bench_function("memmem_scan", |b| {
+        b.iter(|| {
+            let mut scan = finder_scan(b"\r\n");
+            assert_eq!(feed(&mut scan, &lines, READ), without(2));
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("flood_cr_lenient");
+    group.throughput(Throughput::Bytes(lines.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new(lenient());
+            assert_eq!(feed(&mut codec, &lines, READ), without(2));
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming(lenient());
+            assert_eq!(feed_streaming(&mut codec, &lines, READ), without(2));
+        })
+    });
+    group.bench_function("LinesCodec", |b| {
+        b.iter(|| {
+            let mut codec = LinesCodec::new();
+            assert_eq!(feed(&mut codec, &lines, READ), without(2));
+        })
+    });
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut scan = Scan::new(LenientLines);
+            assert_eq!(feed(&mut scan, &lines, READ), without(2));
+        })
+    });
+    group.finish();
+
+    let blocks = flood(COUNT as usize, LENGTH as usize, b'\r', b"\r\n.\r\n");
+    let terminator = Terminator::any_of(SET3);
+    let mut group = c.benchmark_group("flood_cr_any_of3");
+    group.throughput(Throughput::Bytes(blocks.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new(terminator.clone());
+            assert_eq!(feed(&mut codec, &blocks, READ), without(5));
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming(terminator.clone());
+            assert_eq!(feed_streaming(&mut codec, &blocks, READ), without(5));
+        })
+    });
+    group.bench_function("memmem_scan", |b| {
+        b.iter(|| {
+            let mut scan = finder_scan(b"\r\n.\r\n");
+            assert_eq!(feed(&mut scan, &blocks, READ), without(5));
+        })
+    });
+    group.bench_function("aho_corasick_scan", |b| {
+        b.iter(|| {
+            let mut scan = automaton_scan(&SET3);
+            assert_eq!(feed(&mut scan, &blocks, READ), without(5));
+        })
+    });
+    group.finish();
+}
+
+/// Reads of one byte, each followed by `decode` until `None`, as a slow
+/// peer or a byte-at-a-time test delivers them: 64 KiB of input, so each
+/// row costs 64 Ki calls. Groups `byte_reads_crlf` (64-byte lines ending
+/// `\r\n`), `byte_reads_lenient` (the mixed lines of `lines64_mixed` by
+/// `any_of(["\r\n", "\n"])`) and `byte_reads_any_of3` (1 KiB blocks ending
+/// `\r\n.\r\n` by [`SET3`]).
+fn one_byte_reads(c: &mut Criterion<Clock>) {
+    const LINES: u64 = 1024;
+    const LENGTH: u64 = 64;
+    let input = lines(LINES as usize, LENGTH as usize, b"\r\n");
+    let without = |ending: u64| Tally {
+        frames: LINES,
+        bytes: LINES * (LENGTH - ending),
+    };
+    let mut group = c.benchmark_group("byte_reads_crlf");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new("\r\n");
+            assert_eq!(feed(&mut codec, &input, 1), without(2));
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming("\r\n");
+            assert_eq!(feed_streaming(&mut codec, &input, 1), without(2));
+        })
+    });
+    group.bench_function("LinesCodec", |b| {
+        b.iter(|| {
+            let mut codec = LinesCodec::new();
+            assert_eq!(feed(&mut codec, &input, 1), without(2));
+        })
+    });
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut scan = Scan::new(Byte(b'\n'));
+            assert_eq!(feed(&mut scan, &input, 1), without(1));
+        })
+    });
+    group.finish();
+
+    let (input, crlf) = mixed_lines(LINES as usize, LENGTH as usize);
+    let without_ending = Tally {
+        frames: LINES,
+        bytes: LINES * (LENGTH - 1) - crlf,
+    };
+    let mut group = c.benchmark_group("byte_reads_lenient");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new(lenient());
+            assert_eq!(feed(&mut codec, &input, 1), without_ending);
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming(lenient());
+            assert_eq!(feed_streaming(&mut codec, &input, 1), without_ending);
+        })
+    });
+    group.bench_function("LinesCodec", |b| {
+        b.iter(|| {
+            let mut codec = LinesCodec::new();
+            assert_eq!(feed(&mut codec, &input, 1), without_ending);
+        })
+    });
+    group.bench_function("floor", |b| {
+        b.iter(|| {
+            let mut scan = Scan::new(LenientLines);
+            assert_eq!(feed(&mut scan, &input, 1), without_ending);
+        })
+    });
+    group.finish();
+
+    const BLOCKS: u64 = 64;
+    const BLOCK: u64 = 1024;
+    let input = messages(BLOCKS as usize, BLOCK as usize, b"\r\n.\r\n");
+    let expected = Tally {
+        frames: BLOCKS,
+        bytes: BLOCKS * (BLOCK - 5),
+    };
+    let terminator = Terminator::any_of(SET3);
+    let mut group = c.benchmark_group("byte_reads_any_of3");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new(terminator.clone());
+            assert_eq!(feed(&mut codec, &input, 1), expected);
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming(terminator.clone());
+            assert_eq!(feed_streaming(&mut codec, &input, 1), expected);
+        })
+    });
+    group.bench_function("memmem_scan", |b| {
+        b.iter(|| {
+            let mut scan = finder_scan(b"\r\n.\r\n");
+            assert_eq!(feed(&mut scan, &input, 1), expected);
+        })
+    });
+    group.finish();
+}
+
+/// A delimiter that overlaps itself: `abab` in 1 MiB of `ababab…`, where a
+/// match begins at every other byte and the codec must take every second
+/// one (each frame is empty). Reads of 64 KiB less one byte, so each read
+/// ends inside a delimiter and the held-back prefix (`a`, `ab` or `aba`)
+/// changes from read to read.
+fn overlapping_delimiter(c: &mut Criterion<Clock>) {
+    const COUNT: u64 = 256 * 1024;
+    let input = b"abab".repeat(COUNT as usize);
+    let expected = Tally {
+        frames: COUNT,
+        bytes: 0,
+    };
+    let read = READ - 1;
+    let mut group = c.benchmark_group("overlap_abab");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::new("abab");
+            assert_eq!(feed(&mut codec, &input, read), expected);
+        })
+    });
+    group.bench_function("streaming", |b| {
+        b.iter(|| {
+            let mut codec = TerminatorCodec::streaming("abab");
+            assert_eq!(feed_streaming(&mut codec, &input, read), expected);
+        })
+    });
+    group.bench_function("memmem_scan", |b| {
+        b.iter(|| {
+            let mut scan = finder_scan(b"abab");
+            assert_eq!(feed(&mut scan, &input, read), expected);
+        })
+    });
     group.finish();
 }
 
 criterion_group!(
     name = benches;
-    config = Criterion::default().with_measurement(Clock::from_env());
+    // Set here rather than per group, so that `--warm-up-time` and
+    // `--measurement-time` on the command line override them.
+    config = Criterion::default()
+        .with_measurement(Clock::from_env())
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(40);
     targets =
     lines_crlf,
     lines_lf,
+    lines_mixed,
     mib_messages,
+    mib_delimiter_sets,
     length_prefixed,
     one_big_message,
+    flood_cr,
+    one_byte_reads,
+    overlapping_delimiter,
 );
 criterion_main!(benches);
