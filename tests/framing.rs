@@ -830,6 +830,9 @@ fn matched_delimiter_only_after_a_delimiter() {
     assert_eq!(codec.matched_delimiter(), Some(&b"\n"[..]));
     codec.decode(&mut buffer).unwrap();
     assert_eq!(codec.matched_delimiter(), Some(&b"\r\n"[..]));
+    // Setting another terminator ends no frame: the answer stays.
+    codec.set_terminator("X");
+    assert_eq!(codec.matched_delimiter(), Some(&b"\r\n"[..]));
     codec.set_terminator(3u64);
     assert_eq!(
         codec.decode(&mut buffer).unwrap(),
@@ -943,6 +946,28 @@ async fn chat_set_streaming_and_set_terminator_after() {
     chat.set_streaming(false);
     chat.set_terminator(lines);
     assert_eq!(next_frame(&mut chat).await, Frame::Complete("QUIT".into()));
+}
+
+/// Terminator and mode changed while a frame is awaited apply to the bytes
+/// already read, with nothing more from the peer.
+#[tokio::test]
+async fn chat_decodes_buffered_bytes_again_after_a_switch() {
+    let (mut client, server) = tcp_pair().await;
+    let mut chat = Chat::new(server, "\r\n");
+    within("the write", client.write_all(b"one\ntwo"))
+        .await
+        .unwrap();
+    within("the bytes", chat.get_ref().readable())
+        .await
+        .unwrap();
+    // One poll reads them, finds no "\r\n" and waits for more.
+    assert!(futures::poll!(chat.next()).is_pending());
+    assert_eq!(chat.buffered_input(), b"one\ntwo");
+    chat.set_terminator(Terminator::any_of(["\r\n", "\n"]));
+    assert_eq!(next_frame(&mut chat).await, Frame::Complete("one".into()));
+    assert!(futures::poll!(chat.next()).is_pending());
+    chat.set_streaming(true);
+    assert_eq!(next_frame(&mut chat).await, Frame::Partial("two".into()));
 }
 
 #[tokio::test]
@@ -1175,6 +1200,21 @@ async fn upgrade_closure_error_is_io() {
         Err(other) => panic!("expected Error::Io, got {other}"),
         Ok(_) => panic!("the upgrade should have failed"),
     }
+}
+
+/// After close-when-done there is nothing left to upgrade.
+#[tokio::test]
+async fn upgrade_after_close_when_done_is_closed() {
+    let (_client, server) = tcp_pair().await;
+    let mut chat = Chat::new(server, "\r\n");
+    chat.push("221 bye\r\n");
+    chat.close_when_done();
+    let result = within("the upgrade", chat.upgrade(|io| async move { Ok(io) })).await;
+    assert!(
+        matches!(result, Err(Error::Closed)),
+        "expected Error::Closed, got {:?}",
+        result.map(|_| ())
+    );
 }
 
 /// A producer still running when the upgrade starts is drawn to its end
