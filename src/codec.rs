@@ -85,18 +85,30 @@ pub struct TerminatorCodec {
     searcher: Searcher,
     /// What ended the last [`Frame::Complete`].
     matched: Matched,
+    /// The delimiter that ended the last frame, kept when its searcher was
+    /// replaced before [`matched_delimiter`](Self::matched_delimiter) was
+    /// asked.
+    earlier_match: Bytes,
+    /// The last bytes handed out before the message, that a delimiter may
+    /// begin in (see [`set_terminator_after`](Self::set_terminator_after)):
+    /// consulted in [`State::DelimitedAfter`], kept through a skip for the
+    /// message after it, empty otherwise.
+    preceding: Bytes,
 }
 
 /// Where the decoder is within the current message.
-#[derive(Debug, Clone)]
+///
+/// Plain numbers only: switching terminators per message, as RESP and
+/// length-prefixed protocols do, rewrites a few words and drops nothing.
+#[derive(Debug, Clone, Copy)]
 enum State {
-    /// A delimiter may begin in `preceding`, the bytes handed out just
-    /// before the message (see
+    /// A delimiter may begin in the codec's `preceding` bytes, handed out
+    /// just before the message (see
     /// [`set_terminator_after`](TerminatorCodec::set_terminator_after)), and
     /// end in the first bytes of the message. Decided as soon as enough
     /// bytes are here (fewer than the longest delimiter); then the message
     /// is empty, or the search goes on as [`State::Delimited`].
-    DelimitedAfter { preceding: Bytes },
+    DelimitedAfter,
     /// Looking for a delimiter from the start of the buffer.
     ///
     /// `next_index` is where the next search starts. No delimiter starts
@@ -108,36 +120,35 @@ enum State {
     Delimited { next_index: usize },
     /// Whole-frame mode only: the message passed the limit, the error was
     /// returned, and its bytes are dropped up to and including the
-    /// delimiter. The next message is framed by the codec's terminator,
-    /// after `preceding` when `set_terminator_after` was called meanwhile.
-    SkippingDelimited { preceding: Bytes },
+    /// delimiter. The next message is framed by the codec's terminator
+    /// (after its `preceding` bytes).
+    SkippingDelimited,
     /// Framing by a count: `remaining` bytes of the message are still to be
     /// handed out (whole-frame mode hands them out in one go at the end).
     Counted { remaining: u64 },
     /// Whole-frame mode only: a `Length` above the limit; its `remaining`
-    /// bytes are dropped as they arrive. `then` frames the next message
-    /// (after `preceding`): `None`, as after any `Length`, unless a
-    /// terminator was set since the error. (The codec's terminator reads
-    /// the `Length` until then.)
+    /// bytes are dropped as they arrive. The next message is framed by
+    /// `None`, as after any `Length`, unless a terminator was set since the
+    /// error (`terminator_set`): then by the codec's terminator, which
+    /// until then reads the `Length`.
     SkippingCounted {
         remaining: u64,
-        then: Terminator,
-        preceding: Bytes,
+        terminator_set: bool,
     },
     /// No terminator: every byte is data.
     Unframed,
 }
 
-/// What ended the last `Frame::Complete`.
-#[derive(Debug, Clone)]
+/// What ended the last `Frame::Complete`. Plain numbers: a frame records
+/// it in one store, with nothing to drop.
+#[derive(Debug, Clone, Copy)]
 enum Matched {
     /// A count, or nothing was decoded yet.
     Nothing,
-    /// The searcher's delimiter of this index: a frame costs one store.
+    /// The searcher's delimiter of this index.
     Delimiter(usize),
-    /// A delimiter of an earlier searcher, kept when the searcher was
-    /// replaced.
-    Earlier(Bytes),
+    /// A delimiter of an earlier searcher: the codec's `earlier_match`.
+    Earlier,
 }
 
 /// What a search of the buffer found. Positions count from the start of
@@ -358,6 +369,8 @@ impl TerminatorCodec {
             max_frame_length: DEFAULT_MAX_FRAME_LENGTH,
             searcher: Searcher::Byte(b'\n'),
             matched: Matched::Nothing,
+            earlier_match: Bytes::new(),
+            preceding: Bytes::new(),
         };
         codec.set_terminator(terminator);
         codec
@@ -497,7 +510,7 @@ impl TerminatorCodec {
         match &self.matched {
             Matched::Nothing => None,
             Matched::Delimiter(index) => Some(self.searcher.delimiter(*index)),
-            Matched::Earlier(delimiter) => Some(delimiter),
+            Matched::Earlier => Some(&self.earlier_match),
         }
     }
 
@@ -529,7 +542,23 @@ impl TerminatorCodec {
     /// ```
     #[inline]
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
-        self.set_terminator_after(terminator, []);
+        match terminator.into() {
+            // The common switch of RESP and length-prefixed protocols, in a
+            // few stores.
+            Terminator::Length(length) if !self.is_skipping() => {
+                self.state = State::Counted { remaining: length };
+                self.terminator = Terminator::Length(length);
+            }
+            terminator => self.set_terminator_after(terminator, []),
+        }
+    }
+
+    #[inline]
+    fn is_skipping(&self) -> bool {
+        matches!(
+            self.state,
+            State::SkippingDelimited | State::SkippingCounted { .. }
+        )
     }
 
     /// As [`set_terminator`](Self::set_terminator), but the search treats
@@ -575,28 +604,23 @@ impl TerminatorCodec {
     ) {
         let terminator = terminator.into().normalized();
         let preceding = preceding.as_ref();
-        match &mut self.state {
-            State::SkippingDelimited { preceding: after } => {
-                *after = Bytes::copy_from_slice(preceding);
-                self.terminator = terminator;
-            }
-            State::SkippingCounted {
-                then,
-                preceding: after,
-                ..
-            } => {
-                *then = terminator.clone();
-                *after = Bytes::copy_from_slice(preceding);
-                self.terminator = terminator;
-            }
-            _ => self.start(terminator, preceding),
+        if let State::SkippingCounted { terminator_set, .. } = &mut self.state {
+            *terminator_set = true;
+        }
+        if self.is_skipping() {
+            self.preceding = Bytes::copy_from_slice(preceding);
+            self.terminator = terminator;
+        } else {
+            self.start(terminator, preceding);
         }
     }
 
     /// Starts the next message under `terminator`, from the start of the
     /// buffer, after `preceding`.
-    #[inline]
     fn start(&mut self, terminator: Terminator, preceding: &[u8]) {
+        if !self.preceding.is_empty() {
+            self.preceding = Bytes::new();
+        }
         self.state = match &terminator {
             Terminator::Length(length) => State::Counted { remaining: *length },
             Terminator::None => State::Unframed,
@@ -609,9 +633,11 @@ impl TerminatorCodec {
                 let useful = self.searcher.longest() - 1;
                 match preceding.len().min(useful) {
                     0 => State::Delimited { next_index: 0 },
-                    kept => State::DelimitedAfter {
-                        preceding: Bytes::copy_from_slice(&preceding[preceding.len() - kept..]),
-                    },
+                    kept => {
+                        self.preceding =
+                            Bytes::copy_from_slice(&preceding[preceding.len() - kept..]);
+                        State::DelimitedAfter
+                    }
                 }
             }
         };
@@ -621,7 +647,8 @@ impl TerminatorCodec {
     #[cold]
     fn replace_searcher(&mut self, delimiters: &[Bytes]) {
         if let Matched::Delimiter(index) = self.matched {
-            self.matched = Matched::Earlier(Bytes::copy_from_slice(self.searcher.delimiter(index)));
+            self.earlier_match = Bytes::copy_from_slice(self.searcher.delimiter(index));
+            self.matched = Matched::Earlier;
         }
         self.searcher = Searcher::new(delimiters);
     }
@@ -630,10 +657,7 @@ impl TerminatorCodec {
     /// terminator's search starts afresh. An overlong message being skipped
     /// is still skipped: the rest of its bytes are on their way.
     pub(crate) fn restart(&mut self) {
-        if !matches!(
-            self.state,
-            State::SkippingDelimited { .. } | State::SkippingCounted { .. }
-        ) {
+        if !self.is_skipping() {
             self.start(self.terminator.clone(), &[]);
         }
     }
@@ -641,8 +665,11 @@ impl TerminatorCodec {
     /// Forgets the message under way and any overlong one being skipped:
     /// the input it belonged to is gone (an upgrade replaced the IO).
     pub(crate) fn start_afresh(&mut self) {
-        let terminator = match &mut self.state {
-            State::SkippingCounted { then, .. } => mem::take(then),
+        let terminator = match self.state {
+            State::SkippingCounted {
+                terminator_set: false,
+                ..
+            } => Terminator::None,
             _ => self.terminator.clone(),
         };
         self.start(terminator, &[]);
@@ -741,13 +768,13 @@ impl Decoder for TerminatorCodec {
         }
         match &mut self.state {
             _ if buffer.is_empty() => return Ok(None),
-            State::SkippingDelimited { .. } | State::SkippingCounted { .. } => {
+            State::SkippingDelimited | State::SkippingCounted { .. } => {
                 buffer.clear();
                 return Ok(None);
             }
             State::Delimited { next_index } => *next_index = 0,
             State::Counted { remaining } if self.streaming => *remaining -= buffer.len() as u64,
-            State::DelimitedAfter { .. } | State::Counted { .. } | State::Unframed => {}
+            State::DelimitedAfter | State::Counted { .. } | State::Unframed => {}
         }
         Ok(Some(Frame::Partial(buffer.split().freeze())))
     }
@@ -852,9 +879,7 @@ impl TerminatorCodec {
             }
             Search::NotYet { resume } => {
                 buffer.advance(resume);
-                self.state = State::SkippingDelimited {
-                    preceding: Bytes::new(),
-                };
+                self.state = State::SkippingDelimited;
                 Err(self.too_long())
             }
         }
@@ -865,9 +890,12 @@ impl TerminatorCodec {
     fn decode_at(&mut self, buffer: &mut BytesMut, at_end: bool) -> Result<Option<Frame>, Error> {
         loop {
             match &mut self.state {
-                State::DelimitedAfter { preceding } => {
-                    let preceding = preceding.clone();
-                    match self.search_boundary(&preceding, buffer, at_end) {
+                State::DelimitedAfter => {
+                    let boundary = self.search_boundary(&self.preceding, buffer, at_end);
+                    if boundary.is_some() {
+                        self.preceding = Bytes::new();
+                    }
+                    match boundary {
                         // The message is empty: the delimiter began before it.
                         Some(Some((consumed, index))) => {
                             buffer.advance(consumed);
@@ -889,14 +917,11 @@ impl TerminatorCodec {
                         search => self.decide(buffer, search),
                     };
                 }
-                State::SkippingDelimited { .. } => match self.search(buffer, 0, at_end) {
+                State::SkippingDelimited => match self.search(buffer, 0, at_end) {
                     Search::Found { start, index } => {
                         // The overlong message ended: carry on with the next.
                         buffer.advance(start + self.searcher.delimiter(index).len());
-                        let State::SkippingDelimited { preceding } = &mut self.state else {
-                            unreachable!("skipping a delimited message");
-                        };
-                        let preceding = mem::take(preceding);
+                        let preceding = mem::take(&mut self.preceding);
                         self.start(self.terminator.clone(), &preceding);
                     }
                     Search::NotYet { resume } => {
@@ -908,8 +933,7 @@ impl TerminatorCodec {
                     if !self.streaming && *remaining > self.max_frame_length as u64 {
                         self.state = State::SkippingCounted {
                             remaining: *remaining,
-                            then: Terminator::None,
-                            preceding: Bytes::new(),
+                            terminator_set: false,
                         };
                         return Err(self.too_long());
                     }
@@ -927,8 +951,7 @@ impl TerminatorCodec {
                 }
                 State::SkippingCounted {
                     remaining,
-                    then,
-                    preceding,
+                    terminator_set,
                 } => {
                     let dropped = (*remaining).min(buffer.len() as u64);
                     buffer.advance(dropped as usize);
@@ -936,8 +959,12 @@ impl TerminatorCodec {
                     if *remaining > 0 {
                         return Ok(None);
                     }
-                    let (then, preceding) = (mem::take(then), mem::take(preceding));
-                    self.start(then, &preceding);
+                    let next = match terminator_set {
+                        true => self.terminator.clone(),
+                        false => Terminator::None,
+                    };
+                    let preceding = mem::take(&mut self.preceding);
+                    self.start(next, &preceding);
                 }
                 State::Unframed => {
                     if buffer.is_empty() {
