@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release --example redis -- [PORT] [--threads N] [--max-bulk BYTES]
 //! redis-cli -p 6379 set greeting hello
-//! redis-benchmark -p 6379 -q -t set,get -n 100000 -P 16 -c 50
+//! redis-benchmark -p 6379 -q -t ping,set,get,incr,mset -n 100000 -P 16 -c 50
+//! printf 'SET q "hello world"\nGET q\n' | nc -q 1 127.0.0.1 6379
 //! ```
 //!
 //! The port is the first argument, else `$PORT`, else 6379 (0 picks a free
@@ -15,27 +16,56 @@
 //! `proto-max-bulk-len`).
 //!
 //! Commands: `PING [msg]`, `ECHO msg`, `SET key value [NX|XX] [EX s|PX ms|KEEPTTL]`,
-//! `GET`, `STRLEN`, `DEL key...`, `EXISTS key...`, `INCR`, `DECR`, `INCRBY`, `DECRBY`,
-//! `DBSIZE`, `FLUSHALL`, `SELECT 0`, `QUIT`, and of `COMMAND` and
+//! `GET`, `MSET key value...`, `MGET key...`, `STRLEN`, `DEL key...`,
+//! `EXISTS key...`, `INCR`, `DECR`, `INCRBY`, `DECRBY`, `DBSIZE`,
+//! `FLUSHALL`, `FLUSHDB`, `SELECT 0`, `QUIT`, and of `COMMAND` and
 //! `CONFIG GET` what the clients ask for at start (an empty array; `save`
-//! and `appendonly` as a server that saves nothing).
+//! and `appendonly` as a server that saves nothing). That is what
+//! `redis-benchmark -t ping,set,get,incr,mset` runs; its other default tests
+//! (lists, sets, hashes, sorted sets, streams) get `-ERR unknown command`,
+//! which stops it. Any other command gets redis-server 7's reply, byte for
+//! byte: `-ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+//! Values are strings only; there is no persistence, no `AUTH`, no pub/sub,
+//! no transactions, and `MSET` sets its keys one at a time (with
+//! `--threads` above 1, another connection may see some set before the
+//! others).
+//!
+//! # Inline commands
+//!
+//! A line that does not start with `*` is an inline command, as typed into
+//! `nc` or `telnet`: it ends in `\n` or `\r\n`, and its arguments are split
+//! as redis-server splits them (its `sdssplitargs`): by spaces and tabs;
+//! in double quotes with the escapes `\n`, `\r`, `\t`, `\b`, `\a`, `\\`, `\"`
+//! and `\xHH`; in single quotes with `\'` only. A quote that is not closed,
+//! or a closing quote followed by anything but a space, gets
+//! `-ERR Protocol error: unbalanced quotes in request` and the connection
+//! is closed, as redis-server does. The line is read as a C string, as
+//! `sdssplitargs` reads it: it ends at a NUL byte (redis-server itself
+//! waits for more input on one).
 //!
 //! # Framing with a `Chat`
 //!
-//! The channel switches terminators as RESP goes: a line by `\r\n` (`*3`,
+//! The channel switches terminators as RESP goes: a line by `\n` (`*3`,
 //! `$5`, or an inline command such as `PING` typed in telnet), then a bulk
 //! string by its count, `Terminator::Length(n + 2)` (its `\r\n` included),
-//! then `\r\n` again. The codec is in streaming mode, so nothing is buffered
-//! past the limits set here: a line may be at most 64 KiB, a bulk string at
-//! most `--max-bulk`, and a bulk length over that is refused before any of it
-//! is read. When a line or a bulk string is whole in one read (nearly always)
+//! then `\n` again. Lines end in `\n`, as redis-server finds them: the
+//! `\r` before it is required after a `*` or `$` header and optional after
+//! an inline command. One delimiter for every line keeps the codec's
+//! searcher and makes the search a `memchr`.
+//!
+//! The codec is in streaming mode, so nothing is buffered past the limits
+//! set here: a line may be at most 64 KiB, a bulk string at most
+//! `--max-bulk`, and a bulk length over that is refused before any of it is
+//! read. When a line or a bulk string is whole in one read (nearly always)
 //! it comes out as one `Frame::Complete`, a slice of the read buffer: the
-//! arguments of a command are `Bytes` that were never copied.
+//! arguments of a RESP command are `Bytes` that were never copied (those of
+//! an inline command are, as quotes and escapes rewrite them).
 //!
 //! Malformed input (a bad `*` or `$` length, a negative or garbage one, a
-//! missing `$`, a line over the limit) gets `-ERR Protocol error: ...` and
-//! the connection is closed once the reply is sent, as Redis does; an unknown
-//! command or a wrong argument gets `-ERR ...` and the connection goes on.
+//! missing `$`, a line over the limit, unbalanced quotes) gets
+//! `-ERR Protocol error: ...` and the connection is closed once the reply
+//! is sent, as Redis does; an unknown command or a wrong argument gets
+//! `-ERR ...` and the connection goes on.
 //!
 //! # Pipelining
 //!
@@ -324,9 +354,17 @@ impl Replies {
         self.put(text);
     }
 
-    fn error(&mut self, message: &str) {
+    /// An error reply. A `\r` or `\n` in the message becomes a space, as
+    /// redis-server makes it: the message may quote what the client sent.
+    fn error(&mut self, message: impl AsRef<[u8]>) {
         self.put(b"-");
-        self.put(message.as_bytes());
+        let start = self.buffer.len();
+        self.put(message.as_ref());
+        for byte in &mut self.buffer[start..] {
+            if matches!(*byte, b'\r' | b'\n') {
+                *byte = b' ';
+            }
+        }
         self.put(b"\r\n");
     }
 
@@ -344,6 +382,11 @@ impl Replies {
 
     fn nil(&mut self) {
         self.put(b"$-1\r\n");
+    }
+
+    /// The header of an array of `length` replies, which follow it.
+    fn array(&mut self, length: usize) {
+        self.number(b'*', length as i64);
     }
 
     fn bulk(&mut self, value: &[u8]) {
@@ -459,7 +502,7 @@ enum End {
     /// QUIT: close once the replies are sent.
     Quit,
     /// Malformed input: answer `-ERR Protocol error: ...`, then close.
-    ProtocolError(String),
+    ProtocolError(Vec<u8>),
 }
 
 /// A message of a line or a bulk string, put together from the pieces a
@@ -473,6 +516,11 @@ struct Assembler {
 impl Assembler {
     fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// The first byte of the message under way, if any of it came yet.
+    fn first_byte(&self) -> Option<u8> {
+        self.pending.first().copied()
     }
 
     /// `Some(message)` when the frame completes it; `Err` past `limit`.
@@ -508,8 +556,10 @@ struct Session<'a> {
     draining: bool,
 }
 
-/// The delimiter of RESP lines. Static: setting it costs no reference count.
-const CRLF: Terminator = Terminator::Delimiter(Bytes::from_static(b"\r\n"));
+/// The delimiter of lines: `\n`, where redis-server ends them too (it
+/// searches for `\n`; the `\r` before it is checked by the parser). Static:
+/// setting it costs no reference count.
+const LINE: Terminator = Terminator::Delimiter(Bytes::from_static(b"\n"));
 
 impl Session<'_> {
     /// Runs the connection's frames until its input ends, it quits, or it
@@ -562,23 +612,32 @@ impl Session<'_> {
             Frame::Complete(data) if self.assembler.is_empty() && data.len() as u64 <= limit => {
                 data
             }
-            frame => match self.assembler.feed(frame, limit) {
-                Ok(Some(message)) => message,
-                Ok(None) => return Ok(()),
-                // Only a line can pass its limit: a bulk string has its count.
-                Err(()) => {
-                    return Err(End::ProtocolError(match self.state {
-                        State::Command => "too big inline request".into(),
-                        _ => "too big mbulk count string".into(),
-                    }))
+            frame => {
+                let first_byte = match &frame {
+                    Frame::Complete(data) | Frame::Partial(data) => {
+                        self.assembler.first_byte().or(data.first().copied())
+                    }
+                };
+                match self.assembler.feed(frame, limit) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return Ok(()),
+                    // Only a line can pass its limit: a bulk string has its count.
+                    Err(()) => {
+                        let error = match (&self.state, first_byte) {
+                            (State::Command, Some(b'*')) => "too big mbulk count string",
+                            (State::Command, _) => "too big inline request",
+                            _ => "too big bulk count string",
+                        };
+                        return Err(End::ProtocolError(error.into()));
+                    }
                 }
-            },
+            }
         };
 
         match self.state {
             State::Command => {
-                if let Some(count) = message.strip_prefix(b"*") {
-                    match parse_i64(count) {
+                if let Some(header) = message.strip_prefix(b"*") {
+                    match header.strip_suffix(b"\r").and_then(parse_i64) {
                         Some(count) if count <= 0 => {} // Redis ignores `*0` and `*-1`
                         Some(count) if count as u64 <= self.config.max_args => {
                             self.args.reserve(count.min(1024) as usize);
@@ -590,23 +649,24 @@ impl Session<'_> {
                     }
                     return Ok(());
                 }
-                // An inline command: words split by spaces.
-                self.args.extend(
-                    message
-                        .split(|&b| b == b' ' || b == b'\t')
-                        .filter(|word| !word.is_empty())
-                        .map(|word| message.slice_ref(word)),
-                );
+                // An inline command, its `\r` optional.
+                let line = message.strip_suffix(b"\r").unwrap_or(&message);
+                if split_arguments(line, &mut self.args).is_err() {
+                    return Err(End::ProtocolError("unbalanced quotes in request".into()));
+                }
                 if self.args.is_empty() {
                     return Ok(());
                 }
             }
             State::BulkHeader { remaining } => {
-                let Some(length) = message.strip_prefix(b"$") else {
-                    let got = message.first().map_or(String::new(), |&b| printable(&[b]));
-                    return Err(End::ProtocolError(format!("expected '$', got '{got}'")));
+                let Some(header) = message.strip_prefix(b"$") else {
+                    // An empty line is the `\n` that ended it.
+                    let got = message.first().copied().unwrap_or(b'\n');
+                    let mut error = b"expected '$', got '".to_vec();
+                    error.extend_from_slice(&[got, b'\'']);
+                    return Err(End::ProtocolError(error));
                 };
-                match parse_i64(length) {
+                match header.strip_suffix(b"\r").and_then(parse_i64) {
                     Some(length) if length >= 0 && length as u64 <= self.config.max_bulk => {
                         chat.set_terminator(Terminator::Length(length as u64 + 2));
                         self.state = State::Bulk {
@@ -625,7 +685,7 @@ impl Session<'_> {
                 let mut argument = message;
                 argument.truncate(length); // no reference count touched
                 self.args.push(argument);
-                chat.set_terminator(CRLF);
+                chat.set_terminator(LINE);
                 if remaining > 1 {
                     self.state = State::BulkHeader {
                         remaining: remaining - 1,
@@ -647,7 +707,7 @@ impl Session<'_> {
 
 async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result<(), Error> {
     let _ = stream.set_nodelay(true);
-    let mut chat = Chat::with_codec(stream, TerminatorCodec::streaming(CRLF));
+    let mut chat = Chat::with_codec(stream, TerminatorCodec::streaming(LINE));
     let mut session = Session {
         db,
         config,
@@ -678,9 +738,9 @@ async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result
 async fn protocol_error(
     chat: Chat<TcpStream>,
     mut replies: Replies,
-    message: &str,
+    message: &[u8],
 ) -> Result<(), Error> {
-    replies.error(&format!("ERR Protocol error: {message}"));
+    replies.error([&b"ERR Protocol error: "[..], message].concat());
     close(chat, replies).await
 }
 
@@ -697,22 +757,99 @@ async fn close(mut chat: Chat<TcpStream>, mut replies: Replies) -> Result<(), Er
         Ok(result) => result?,
         Err(_) => return Ok(()), // the peer does not read: give up on it
     }
-    let (stream, _) = chat.into_parts();
-    common::drain(stream).await;
+    common::drain(chat.into_parts().io).await;
     Ok(())
 }
 
-/// Non-printable bytes as `\xNN`, as Redis shows them in errors; at most 128.
-fn printable(bytes: &[u8]) -> String {
-    let mut text = String::new();
-    for &byte in bytes.iter().take(128) {
-        if byte.is_ascii_graphic() || byte == b' ' {
-            text.push(byte as char);
-        } else {
-            text.push_str(&format!("\\x{byte:02x}"));
+// ---------------------------------------------------------------------------
+// Inline commands.
+
+/// The quotes a quoted argument is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quotes {
+    Double,
+    Single,
+}
+
+/// A quote left open, or a closing quote followed by something other
+/// than a space.
+struct UnbalancedQuotes;
+
+/// Splits an inline command into `arguments` as redis-server's
+/// `sdssplitargs` does: arguments are separated by white space; one in
+/// double quotes may hold spaces and the escapes `\n`, `\r`, `\t`, `\b`,
+/// `\a`, `\xHH` (two hex digits) and `\` before any other byte (itself);
+/// one in single quotes, `\'` only. A quote may start in the middle of an
+/// argument (`a"b c"` is `ab c`) but a closing quote must end it.
+///
+/// `sdssplitargs` reads a C string, so a NUL byte ends the line.
+fn split_arguments(line: &[u8], arguments: &mut Vec<Bytes>) -> Result<(), UnbalancedQuotes> {
+    // C's isspace: what separates arguments and may follow a closing quote.
+    let is_space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let line = line.split(|&byte| byte == 0).next().unwrap_or_default();
+    let mut at = 0;
+    loop {
+        while line.get(at).is_some_and(|&byte| is_space(byte)) {
+            at += 1;
         }
+        if at >= line.len() {
+            return Ok(());
+        }
+        let mut argument = Vec::new();
+        let mut quotes = None;
+        loop {
+            let byte = line.get(at).copied();
+            let next = line.get(at + 1).copied();
+            at += 1;
+            match (quotes, byte) {
+                (Some(_), None) => return Err(UnbalancedQuotes),
+                (Some(Quotes::Double), Some(b'\\')) => {
+                    let hex_digit = |index: usize| {
+                        line.get(index)
+                            .and_then(|&digit| char::from(digit).to_digit(16))
+                    };
+                    match (next, hex_digit(at + 1), hex_digit(at + 2)) {
+                        (Some(b'x'), Some(high), Some(low)) => {
+                            argument.push((high * 16 + low) as u8);
+                            at += 3;
+                        }
+                        (Some(escaped), _, _) => {
+                            argument.push(match escaped {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                b'b' => 0x08,
+                                b'a' => 0x07,
+                                other => other,
+                            });
+                            at += 1;
+                        }
+                        // A `\` at the very end: the quote is left open.
+                        (None, _, _) => return Err(UnbalancedQuotes),
+                    }
+                }
+                (Some(Quotes::Single), Some(b'\\')) if next == Some(b'\'') => {
+                    argument.push(b'\'');
+                    at += 1;
+                }
+                (Some(Quotes::Double), Some(b'"')) | (Some(Quotes::Single), Some(b'\'')) => {
+                    if next.is_some_and(|byte| !is_space(byte)) {
+                        return Err(UnbalancedQuotes);
+                    }
+                    break;
+                }
+                (Some(_), Some(byte)) => argument.push(byte),
+                (None, None) => break,
+                // Unquoted, `\v` and `\f` belong to the argument: they only
+                // separate arguments when skipped before one.
+                (None, Some(b' ' | b'\t' | b'\n' | b'\r')) => break,
+                (None, Some(b'"')) => quotes = Some(Quotes::Double),
+                (None, Some(b'\'')) => quotes = Some(Quotes::Single),
+                (None, Some(byte)) => argument.push(byte),
+            }
+        }
+        arguments.push(argument.into());
     }
-    text
 }
 
 // ---------------------------------------------------------------------------
@@ -736,16 +873,16 @@ fn execute(args: &[Bytes], db: &Db, replies: &mut Replies) -> After {
         b"GET" | b"STRLEN" | b"INCR" | b"DECR" | b"ECHO" | b"SELECT" => args.len() == 2,
         b"SET" => args.len() >= 3,
         b"INCRBY" | b"DECRBY" => args.len() == 3,
-        b"DEL" | b"EXISTS" | b"CONFIG" => args.len() >= 2,
+        b"DEL" | b"EXISTS" | b"CONFIG" | b"MGET" => args.len() >= 2,
+        b"MSET" => args.len() >= 3 && args.len() % 2 == 1,
         b"PING" => args.len() <= 2,
         b"DBSIZE" => args.len() == 1,
         _ => true,
     };
     if !arity_ok {
-        let name = String::from_utf8_lossy(&args[0]).to_lowercase();
-        replies.error(&format!(
-            "ERR wrong number of arguments for '{}' command",
-            printable(name.as_bytes())
+        let name = String::from_utf8_lossy(name).to_lowercase();
+        replies.error(format!(
+            "ERR wrong number of arguments for '{name}' command"
         ));
         return After::Continue;
     }
@@ -758,6 +895,22 @@ fn execute(args: &[Bytes], db: &Db, replies: &mut Replies) -> After {
             }
         }
         b"SET" => set(args, db, replies),
+        b"MSET" => {
+            for pair in args[1..].chunks_exact(2) {
+                store(&pair[0], &pair[1], db);
+            }
+            replies.simple(b"+OK\r\n");
+        }
+        b"MGET" => {
+            replies.array(args.len() - 1);
+            for key in &args[1..] {
+                let map = db.shard(key);
+                match Db::live(&map, key) {
+                    Some(entry) => replies.bulk_bytes(&entry.value),
+                    None => replies.nil(),
+                }
+            }
+        }
         b"STRLEN" => {
             let map = db.shard(&args[1]);
             let length = Db::live(&map, &args[1]).map_or(0, |entry| entry.value.len());
@@ -807,18 +960,38 @@ fn execute(args: &[Bytes], db: &Db, replies: &mut Replies) -> After {
             replies.simple(b"+OK\r\n");
             return After::Close;
         }
-        _ => {
-            let mut message = format!(
-                "ERR unknown command '{}', with args beginning with: ",
-                printable(&args[0])
-            );
-            for arg in &args[1..] {
-                message.push_str(&format!("'{}' ", printable(arg)));
-            }
-            replies.error(&message);
-        }
+        _ => unknown_command(args, replies),
     }
     After::Continue
+}
+
+/// redis-server 7's reply to a command it does not know, byte for byte:
+/// the name, then the arguments quoted, each followed by a space, as many
+/// as begin within 128 bytes, and neither cut past 128 bytes nor past a
+/// NUL (redis-server formats them with C's `%.128s`).
+fn unknown_command(args: &[Bytes], replies: &mut Replies) {
+    let mut message = b"ERR unknown command '".to_vec();
+    message.extend_from_slice(c_string(&args[0], 128));
+    message.extend_from_slice(b"', with args beginning with: ");
+    let mut shown = Vec::new();
+    for arg in &args[1..] {
+        if shown.len() >= 128 {
+            break;
+        }
+        let room = 128 - shown.len();
+        shown.push(b'\'');
+        shown.extend_from_slice(c_string(arg, room));
+        shown.extend_from_slice(b"' ");
+    }
+    message.extend_from_slice(&shown);
+    replies.error(message);
+}
+
+/// What C's `printf("%.*s", limit, bytes)` prints: up to the first NUL,
+/// at most `limit` bytes.
+fn c_string(bytes: &[u8], limit: usize) -> &[u8] {
+    let bytes = bytes.split(|&byte| byte == 0).next().unwrap_or_default();
+    &bytes[..bytes.len().min(limit)]
 }
 
 /// `SET key value [NX|XX] [EX seconds|PX milliseconds|KEEPTTL]`.
@@ -886,6 +1059,24 @@ fn set(args: &[Bytes], db: &Db, replies: &mut Replies) {
     replies.simple(b"+OK\r\n");
 }
 
+/// One pair of `MSET`: the value replaces any, without a time to live.
+fn store(key: &Bytes, value: &Bytes, db: &Db) {
+    let mut map = db.shard(key);
+    match map.get_mut(&key[..]) {
+        Some(entry) => {
+            entry.value = owned(value);
+            entry.expires_at = None;
+        }
+        None => {
+            let entry = Entry {
+                value: owned(value),
+                expires_at: None,
+            };
+            map.insert(Bytes::copy_from_slice(key), entry);
+        }
+    }
+}
+
 /// `INCR`, `DECR`, `INCRBY`, `DECRBY`: the value as an `i64`, moved by `by`.
 /// The key keeps its time to live, as in Redis.
 fn incr_by(key: &Bytes, by: i64, db: &Db, replies: &mut Replies) {
@@ -926,10 +1117,10 @@ fn incr_by(key: &Bytes, by: i64, db: &Db, replies: &mut Replies) {
 /// `CONFIG GET parameter`: what redis-benchmark and redis-cli look at.
 fn config(args: &[Bytes], replies: &mut Replies) {
     if !args[1].eq_ignore_ascii_case(b"GET") {
-        return replies.error(&format!(
-            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            printable(&args[1])
-        ));
+        let mut message = b"ERR unknown subcommand '".to_vec();
+        message.extend_from_slice(c_string(&args[1], 128));
+        message.extend_from_slice(b"'. Try CONFIG HELP.");
+        return replies.error(message);
     }
     let [_, _, parameter] = args else {
         return replies.error("ERR wrong number of arguments for 'config|get' command");

@@ -381,25 +381,149 @@ async fn redis_del_exists_incr_dbsize_flushall() {
 }
 
 #[tokio::test]
+async fn redis_mset_and_mget() {
+    bounded(async {
+        let mut stream = connect(start_redis().await).await;
+        exchange(
+            &mut stream,
+            &resp(&[b"SET", b"a", b"old", b"PX", b"100"]),
+            b"+OK\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            &resp(&[b"MSET", b"a", b"1", b"b", b"2"]),
+            b"+OK\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            &resp(&[b"MGET", b"a", b"nope", b"b"]),
+            b"*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n",
+        )
+        .await;
+        // MSET drops the time to live, as SET does.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        exchange(&mut stream, &resp(&[b"GET", b"a"]), b"$1\r\n1\r\n").await;
+        for odd in [&[&b"MSET"[..], b"a"][..], &[b"MSET", b"a", b"1", b"b"]] {
+            exchange(
+                &mut stream,
+                &resp(odd),
+                b"-ERR wrong number of arguments for 'mset' command\r\n",
+            )
+            .await;
+        }
+        exchange(
+            &mut stream,
+            &resp(&[b"MGET"]),
+            b"-ERR wrong number of arguments for 'mget' command\r\n",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn redis_inline_commands() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
         exchange(&mut stream, b"PING\r\n", b"+PONG\r\n").await;
-        exchange(&mut stream, b"set  greeting \t hello\r\n", b"+OK\r\n").await;
+        // As `nc` sends them: `\n` alone ends a line.
+        exchange(&mut stream, b"PING\n", b"+PONG\r\n").await;
+        exchange(&mut stream, b"set  greeting \t hello\n", b"+OK\r\n").await;
         exchange(&mut stream, b"GET greeting\r\n", b"$5\r\nhello\r\n").await;
         // Empty lines are ignored, as are `*0` and `*-1`.
         exchange(
             &mut stream,
-            b"\r\n  \r\n*0\r\n*-1\r\nPING\r\n",
+            b"\r\n  \r\n\n*0\r\n*-1\r\nPING\r\n",
             b"+PONG\r\n",
         )
         .await;
+        // Only the one `\r` before the `\n` is the line's end.
+        exchange(&mut stream, b"ECHO a\r\r\n", b"$1\r\na\r\n").await;
         // An inline line split over several writes.
         stream.write_all(b"EC").await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         stream.write_all(b"HO split").await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         exchange(&mut stream, b"\r\n", b"$5\r\nsplit\r\n").await;
+    })
+    .await;
+}
+
+/// Inline lines and the argument redis-server 7.0 makes of each (checked
+/// against it with `ECHO`).
+const INLINE_ARGUMENTS: &[(&[u8], &[u8])] = &[
+    (b"ECHO \"hello world\"", b"hello world"),
+    (b"ECHO 'hello world'", b"hello world"),
+    (
+        b"ECHO \"\\n\\r\\t\\b\\a\\\\\\\"\\q\"",
+        b"\n\r\t\x08\x07\\\"q",
+    ),
+    (b"ECHO \"\\x41\\xaB\\x4g\\X41\"", b"A\xabx4gX41"),
+    (b"ECHO 'it\\'s \\n \"quoted\"'", b"it's \\n \"quoted\""),
+    (b"ECHO a\"b c\"", b"ab c"),
+    (b"ECHO \"\"", b""),
+    (b"ECHO ''", b""),
+    (b"ECHO \"a\"\x0b", b"a"),
+    (b"\x0b ECHO a\x0bb", b"a\x0bb"),
+    (b"ECHO \xe9", b"\xe9"),
+    // Read as a C string, as `sdssplitargs` reads it: a NUL ends the line.
+    // (redis-server never gets there: its search for the `\n` stops at
+    // the NUL, and it waits.)
+    (b"ECHO a\x00 b", b"a"),
+];
+
+#[tokio::test]
+async fn redis_inline_arguments_are_split_as_redis_server_splits_them() {
+    bounded(async {
+        let mut stream = connect(start_redis().await).await;
+        for (line, argument) in INLINE_ARGUMENTS {
+            let mut request = line.to_vec();
+            request.push(b'\n');
+            let mut reply = format!("${}\r\n", argument.len()).into_bytes();
+            reply.extend_from_slice(argument);
+            reply.extend_from_slice(b"\r\n");
+            exchange(&mut stream, &request, &reply).await;
+        }
+        exchange(
+            &mut stream,
+            b"SET q \"hello world\"\nGET q\n",
+            b"+OK\r\n$11\r\nhello world\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"ECHO \"a\" 'b'\n",
+            b"-ERR wrong number of arguments for 'echo' command\r\n",
+        )
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn redis_unbalanced_quotes_get_err_and_close() {
+    bounded(async {
+        let address = start_redis().await;
+        for line in [
+            &b"GET \"abc\n"[..],
+            b"GET 'abc\n",
+            b"GET \"abc\"x\n",
+            b"GET ''x\n",
+            b"GET \"\\\"\n",
+            b"GET 'a\\'\n",
+            b"ECHO a\"b c\"d\r\n",
+        ] {
+            let mut request = line.to_vec();
+            request.extend_from_slice(b"PING\r\n"); // not read
+            exchange_and_close(
+                address,
+                &request,
+                "-ERR Protocol error: unbalanced quotes in request\r\n",
+            )
+            .await;
+        }
     })
     .await;
 }
@@ -532,8 +656,46 @@ async fn redis_unknown_commands_and_wrong_arity_keep_the_connection() {
         .await;
         exchange(
             &mut stream,
-            &resp(&[b"x\r\ny"]),
-            b"-ERR unknown command 'x\\x0d\\x0ay', with args beginning with: \r\n",
+            b"foo a b\n",
+            b"-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n",
+        )
+        .await;
+        // As redis-server 7 shows them: `\r` and `\n` as spaces, other
+        // bytes as they are, up to a NUL, ...
+        exchange(
+            &mut stream,
+            &resp(&[b"x\r\ny", b"a\x01\xff", b"b\x00c"]),
+            b"-ERR unknown command 'x  y', with args beginning with: 'a\x01\xff' 'b' \r\n",
+        )
+        .await;
+        // ... the name cut at 128 bytes, and the arguments that begin
+        // within 128 bytes, cut there.
+        let name = [b'n'; 200];
+        let (first, second) = ([b'a'; 100], [b'b'; 50]);
+        let mut expected = b"-ERR unknown command '".to_vec();
+        expected.extend_from_slice(&name[..128]);
+        expected.extend_from_slice(b"', with args beginning with: '");
+        expected.extend_from_slice(&first);
+        expected.extend_from_slice(b"' '");
+        expected.extend_from_slice(&second[..25]);
+        expected.extend_from_slice(b"' \r\n");
+        exchange(
+            &mut stream,
+            &resp(&[&name, &first, &second, b"unseen"]),
+            &expected,
+        )
+        .await;
+        exchange(
+            &mut stream,
+            &resp(&[b""]),
+            b"-ERR unknown command '', with args beginning with: \r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"config foo\r\nconfig \"a\\nb\"\n",
+            b"-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n\
+              -ERR unknown subcommand 'a b'. Try CONFIG HELP.\r\n",
         )
         .await;
         exchange(&mut stream, &resp(&[b"PING"]), b"+PONG\r\n").await;
@@ -605,6 +767,10 @@ async fn redis_malformed_input_gets_err_and_close() {
             (b"*1\r\n$ 4\r\n", "invalid bulk length"),
             (b"*1\r\n$1099511627776\r\n", "invalid bulk length"),
             (b"*1\r\nPING\r\n", "expected '$', got 'P'"),
+            (b"*1\r\n\r\n", "expected '$', got ' '"),
+            // RESP's lines end in `\r\n`; only inline commands may do without.
+            (b"*1\n$4\r\nPING\r\n", "invalid multibulk length"),
+            (b"*1\r\n$4\nPING\r\n", "invalid bulk length"),
             (b"*1\r\n$4\r\nPINGxx\r\n", "expected CRLF after bulk string"),
         ];
         for (request, error) in cases {
@@ -666,6 +832,18 @@ async fn redis_limits_are_configurable() {
             address,
             long_line.as_bytes(),
             "-ERR Protocol error: too big inline request\r\n",
+        )
+        .await;
+        exchange_and_close(
+            address,
+            format!("*{}\r\n", "1".repeat(40)).as_bytes(),
+            "-ERR Protocol error: too big mbulk count string\r\n",
+        )
+        .await;
+        exchange_and_close(
+            address,
+            format!("*1\r\n${}\r\n", "1".repeat(40)).as_bytes(),
+            "-ERR Protocol error: too big bulk count string\r\n",
         )
         .await;
         // A line that never ends is refused at the limit, not buffered.
