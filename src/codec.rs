@@ -189,6 +189,12 @@ struct DelimiterSet {
 /// How a set finds its earliest delimiter.
 #[derive(Debug, Clone)]
 enum SetScan {
+    /// Every delimiter ends with this byte and holds it nowhere else, as
+    /// `\r\n` and `\n` do: `memchr` finds where matches may end, and the
+    /// first place where a delimiter ends holds the earliest one, since no
+    /// delimiter spans this byte without ending there. What it finds is
+    /// final at once, and it runs at `memchr` speed.
+    LastByte(u8),
     /// Up to three distinct first bytes: `memchr`, `memchr2` or `memchr3`
     /// finds each place a delimiter may start, and the delimiters are
     /// compared there, longest first. For the common sets (`\r\n` and `\n`;
@@ -214,7 +220,13 @@ impl Searcher {
                     sorted.iter().map(|delimiter| delimiter[0]).collect();
                 first_bytes.sort_unstable();
                 first_bytes.dedup();
-                let scan = if first_bytes.len() <= 3 {
+                let last = sorted[0][sorted[0].len() - 1];
+                let ends_each_only = sorted
+                    .iter()
+                    .all(|delimiter| memchr::memchr(last, delimiter) == Some(delimiter.len() - 1));
+                let scan = if ends_each_only {
+                    SetScan::LastByte(last)
+                } else if first_bytes.len() <= 3 {
                     SetScan::FirstBytes(first_bytes)
                 } else {
                     SetScan::Automaton(
@@ -287,8 +299,17 @@ impl Searcher {
 }
 
 impl DelimiterSet {
+    /// Whether a delimiter found is final at once: no longer one can start
+    /// at or before it and end in bytes not read yet.
+    #[inline]
+    fn finds_final(&self) -> bool {
+        matches!(self.scan, SetScan::LastByte(_))
+    }
+
+    #[inline]
     fn find(&self, haystack: &[u8]) -> Option<(usize, usize)> {
         match &self.scan {
+            SetScan::LastByte(last) => self.find_by_last_byte(*last, haystack),
             SetScan::FirstBytes(first) => match first[..] {
                 [a] => self.first_match(haystack, memchr::memchr_iter(a, haystack)),
                 [a, b] => self.first_match(haystack, memchr::memchr2_iter(a, b, haystack)),
@@ -299,6 +320,32 @@ impl DelimiterSet {
                 .find(haystack)
                 .map(|found| (found.start(), found.pattern().as_usize())),
         }
+    }
+
+    /// [`SetScan::LastByte`]'s search.
+    #[inline]
+    fn find_by_last_byte(&self, last: u8, haystack: &[u8]) -> Option<(usize, usize)> {
+        let mut from = 0;
+        while let Some(offset) = memchr::memchr(last, &haystack[from..]) {
+            let end = from + offset;
+            for (index, delimiter) in self.delimiters.iter().enumerate() {
+                // The bytes before the last, compared one by one: they are
+                // few, and a call to `memcmp` per line would cost more.
+                let before_last = &delimiter[..delimiter.len() - 1];
+                if let Some(start) = end.checked_sub(before_last.len()) {
+                    let candidate = &haystack[start..end];
+                    if candidate
+                        .iter()
+                        .zip(before_last)
+                        .all(|(byte, expected)| byte == expected)
+                    {
+                        return Some((start, index));
+                    }
+                }
+            }
+            from = end + 1;
+        }
+        None
     }
 
     /// The first of `candidates` where a delimiter matches, and the longest
@@ -723,25 +770,29 @@ impl Decoder for TerminatorCodec {
         match self.state {
             State::Delimited { next_index } => {
                 let haystack = &buffer[next_index..];
+                // Searches whose finds are final at once: a single
+                // delimiter, and line endings.
                 let found = match &self.searcher {
-                    Searcher::Byte(byte) => memchr::memchr(*byte, haystack),
-                    Searcher::Bytes(finder) => finder.find(haystack),
-                    Searcher::Set(_) => None,
+                    Searcher::Byte(byte) => memchr::memchr(*byte, haystack).map(|at| (at, 0)),
+                    Searcher::Bytes(finder) => finder.find(haystack).map(|at| (at, 0)),
+                    Searcher::Set(set) => match set.scan {
+                        SetScan::LastByte(last) => set.find_by_last_byte(last, haystack),
+                        _ => return self.decode_at(buffer, false),
+                    },
                 };
                 let search = match found {
-                    Some(offset) => {
+                    Some((offset, index)) => {
                         let start = next_index + offset;
                         if start <= self.max_frame_length || self.streaming {
-                            return Ok(Some(self.complete_delimited(buffer, start, 0)));
+                            return Ok(Some(self.complete_delimited(buffer, start, index)));
                         }
-                        Search::Found { start, index: 0 }
+                        Search::Found { start, index }
                     }
-                    // A single delimiter found is final; not found, only
-                    // its possible start at the end needs a look.
-                    None if !matches!(self.searcher, Searcher::Set(_)) => Search::NotYet {
+                    // Not found: only a possible start at the end needs a
+                    // look.
+                    None => Search::NotYet {
                         resume: buffer.len() - self.searcher.held_back(haystack),
                     },
-                    None => return self.decode_at(buffer, false),
                 };
                 return self.decide(buffer, search);
             }
@@ -795,7 +846,10 @@ impl TerminatorCodec {
                 let start = from + offset;
                 // A delimiter that may still end past the buffer starts
                 // within the last `longest - 1` bytes.
-                if at_end || start + self.searcher.longest() <= buffer.len() {
+                if at_end
+                    || start + self.searcher.longest() <= buffer.len()
+                    || matches!(&self.searcher, Searcher::Set(set) if set.finds_final())
+                {
                     return Search::Found { start, index };
                 }
                 match pending() {
