@@ -59,11 +59,24 @@ async fn read_to_end(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // echo
 
-async fn start_echo(delimiter: &str) -> SocketAddr {
+async fn start_echo_with(config: echo::Config) -> SocketAddr {
     let (listener, address) = listener().await;
-    let delimiter = echo::unescape(delimiter).unwrap();
-    tokio::spawn(echo::serve(listener, delimiter));
+    tokio::spawn(echo::serve(listener, config));
     address
+}
+
+/// The echo server as it starts with no flags: lines end in `\n` or `\r\n`.
+async fn start_echo() -> SocketAddr {
+    start_echo_with(echo::Config::default()).await
+}
+
+/// The echo server with `--delimiter DELIMITER`.
+async fn start_echo_delimited(delimiter: &str) -> SocketAddr {
+    start_echo_with(echo::Config {
+        terminator: echo::unescape(delimiter).unwrap().into(),
+        ..Default::default()
+    })
+    .await
 }
 
 async fn read_exactly(stream: &mut (impl AsyncReadExt + Unpin), length: usize) -> Vec<u8> {
@@ -73,47 +86,124 @@ async fn read_exactly(stream: &mut (impl AsyncReadExt + Unpin), length: usize) -
 }
 
 #[tokio::test]
-async fn echo_lines_with_newline() {
+async fn echo_lines_end_in_newline_or_crlf() {
     bounded(async {
-        let address = start_echo("\\n").await;
-        let mut stream = connect(address).await;
-        stream.write_all(b"hello\nworld\n\n").await.unwrap();
-        assert_eq!(read_exactly(&mut stream, 13).await, b"hello\nworld\n\n");
+        let mut stream = connect(start_echo().await).await;
+        // As `nc` and `telnet` send them: each goes back with its own ending
+        // (a `\r` not before a `\n` is part of the line).
+        let lines = b"hello\nworld\r\n\n\r\nbare\rcr\nlast\r\r\n";
+        stream.write_all(lines).await.unwrap();
+        assert_eq!(read_exactly(&mut stream, lines.len()).await, lines);
         // The end of input without a delimiter: the rest comes back as it is.
-        stream.write_all(b"tail").await.unwrap();
+        stream.write_all(b"tail\r").await.unwrap();
         stream.shutdown().await.unwrap();
-        assert_eq!(read_to_end(&mut stream).await, b"tail");
+        assert_eq!(read_to_end(&mut stream).await, b"tail\r");
     })
     .await;
 }
 
 #[tokio::test]
-async fn echo_lines_with_crlf_split_across_writes() {
+async fn echo_lines_split_across_writes() {
     bounded(async {
-        let address = start_echo("\\r\\n").await;
-        let mut stream = connect(address).await;
+        let mut stream = connect(start_echo().await).await;
         stream.write_all(b"one\r").await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         stream.write_all(b"\ntw").await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        stream.write_all(b"o\nstill two\r\n").await.unwrap();
+        stream.write_all(b"o\nthree\r\n").await.unwrap();
         assert_eq!(
-            read_exactly(&mut stream, 20).await,
-            b"one\r\ntwo\nstill two\r\n"
+            read_exactly(&mut stream, 16).await,
+            b"one\r\ntwo\nthree\r\n"
         );
     })
     .await;
 }
 
 #[tokio::test]
-async fn echo_multi_byte_delimiter() {
+async fn echo_one_delimiter_set_on_the_command_line() {
     bounded(async {
-        let address = start_echo("<END>").await;
+        let address = start_echo_delimited("<END>").await;
         let mut stream = connect(address).await;
-        stream.write_all(b"a<EN").await.unwrap();
+        stream.write_all(b"a\n<EN").await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         stream.write_all(b"D>b<E<END>").await.unwrap();
-        assert_eq!(read_exactly(&mut stream, 14).await, b"a<END>b<E<END>");
+        assert_eq!(read_exactly(&mut stream, 15).await, b"a\n<END>b<E<END>");
+    })
+    .await;
+}
+
+/// The error line of a line over 16 bytes, ended by `ending`.
+fn too_long(ending: &str) -> String {
+    format!("ERR line longer than 16 bytes{ending}")
+}
+
+#[tokio::test]
+async fn echo_an_overlong_line_gets_an_error_and_the_connection_goes_on() {
+    bounded(async {
+        let address = start_echo_with(echo::Config {
+            max_line: 16,
+            ..Default::default()
+        })
+        .await;
+        let mut stream = connect(address).await;
+        let long = "x".repeat(40);
+        // The error line ends as the client's last line did; before any,
+        // with the first delimiter, `\r\n`.
+        let request = format!("{long}\nshort\n{long}\r\nexactly sixteen!\r\n{long}\n");
+        let reply = format!(
+            "{}short\n{}exactly sixteen!\r\n{}",
+            too_long("\r\n"),
+            too_long("\n"),
+            too_long("\r\n"),
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        assert_eq!(
+            String::from_utf8(read_exactly(&mut stream, reply.len()).await).unwrap(),
+            reply
+        );
+        // A long line split across writes, then the next one.
+        stream.write_all(long.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stream.write_all(b"xx\nagain\n").await.unwrap();
+        let reply = format!("{}again\n", too_long("\r\n"));
+        assert_eq!(
+            read_exactly(&mut stream, reply.len()).await,
+            reply.as_bytes()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn echo_an_overlong_tail_at_the_end_of_input_gets_an_error() {
+    bounded(async {
+        let address = start_echo_with(echo::Config {
+            max_line: 16,
+            ..Default::default()
+        })
+        .await;
+        let sixteen = "x".repeat(16);
+        let cases = [
+            (sixteen.clone(), sixteen.clone()),
+            // The `\r` might have begun a `\r\n`: the codec holds it until
+            // the end of input, then hands out 17 bytes.
+            (format!("{sixteen}\r"), too_long("\n")),
+            (format!("{sixteen}x"), too_long("\n")),
+            ("x".repeat(100), too_long("\n")),
+        ];
+        for (tail, reply) in cases {
+            let mut stream = connect(address).await;
+            stream
+                .write_all(format!("a\n{tail}").as_bytes())
+                .await
+                .unwrap();
+            stream.shutdown().await.unwrap();
+            assert_eq!(
+                String::from_utf8(read_to_end(&mut stream).await).unwrap(),
+                format!("a\n{reply}"),
+                "for the tail {tail:?}"
+            );
+        }
     })
     .await;
 }
@@ -121,7 +211,7 @@ async fn echo_multi_byte_delimiter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_many_connections_at_once() {
     bounded(async {
-        let address = start_echo("\\n").await;
+        let address = start_echo().await;
         let clients = (0..200).map(|i| {
             tokio::spawn(async move {
                 let mut stream = connect(address).await;
