@@ -764,7 +764,7 @@ impl Decoder for TerminatorCodec {
     /// The hot path, inlined into the caller: when a single delimiter is
     /// found within the limit, or a counted message is all here, a frame
     /// costs one search and one `split_to().freeze()`, nothing else. Every
-    /// other case is [`decode_at`](Self::decode_at), out of line.
+    /// other case is out of line.
     #[inline(always)]
     fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
         match self.state {

@@ -37,15 +37,17 @@
 //!
 //! Bytes flow one way through the modules:
 //!
-//! * [`Terminator`]: what ends a message: a delimiter, a byte count, or
-//!   nothing.
+//! * [`Terminator`]: what ends a message: a delimiter, several
+//!   ([`Terminator::any_of`]), a byte count, or nothing.
 //! * [`TerminatorCodec`]: a `tokio_util` [`Decoder`](tokio_util::codec::Decoder)
 //!   that splits input into [`Frame`]s, whole or streamed, and an
 //!   [`Encoder`](tokio_util::codec::Encoder) that writes bytes verbatim. Use
 //!   it with `Framed` or on its own.
 //! * [`Chat`]: asynchat's channel: a `Stream` of frames read from any
 //!   `AsyncRead + AsyncWrite`, and a `Sink` of [`Producer`]s, the output
-//!   FIFO, written without copying.
+//!   FIFO, written without copying. It comes apart into [`ChatParts`], or
+//!   a `Framed`, and back without losing a byte, and
+//!   [`upgrade`](Chat::upgrade)s in place for STARTTLS.
 //! * [`Error`]: what can go wrong, in one enum.
 //!
 //! # Differences from asynchat
@@ -56,6 +58,12 @@
 //!   [`Frame::Partial`] instead of vanishing.
 //! * Whole-frame mode has a limit ([`DEFAULT_MAX_FRAME_LENGTH`]); asynchat
 //!   buffers without end.
+//! * Whole frames or streaming is chosen per message
+//!   ([`Chat::set_streaming`]): commands bounded, bodies streamed.
+//! * SMTP's `DATA` block, ended by a line holding only `.`, is framed by
+//!   [`Chat::set_terminator_after`]`("\r\n.\r\n", b"\r\n")`, which ends an
+//!   empty block at once; asynchat's `set_terminator(b"\r\n.\r\n")` waits
+//!   on it for ever.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
