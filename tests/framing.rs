@@ -436,8 +436,9 @@ fn codec_for(terminator: &Terminator, streaming: bool) -> TerminatorCodec {
 }
 
 /// A codec in whole-frame mode with a limit, fed read by read: every
-/// frame, the number of `FrameTooLong` errors, and the most it buffered
-/// between reads.
+/// frame and the number of `FrameTooLong` errors. Checks between reads
+/// that it never holds more than the limit plus the longest delimiter
+/// minus one byte.
 fn decode_with_limit(
     terminator: &Terminator,
     limit: usize,
@@ -496,10 +497,9 @@ fn expected_with_switches(data: &[u8], switches: &[(usize, Terminator)]) -> Outc
         for (message, delimiter) in framed.messages {
             let delimiter_start = position + message.len();
             let end = delimiter_start + delimiter.as_ref().map_or(0, Bytes::len);
-            if until.is_some_and(|until| end > until) {
+            if let Some(until) = until.filter(|&until| end > until) {
                 // Under way at the switch: nothing of its delimiter may
                 // have been handed out as data.
-                let until = until.unwrap_or_default();
                 assert!(
                     until <= delimiter_start,
                     "bytes of a delimiter handed out as data: {until} > {delimiter_start}"
