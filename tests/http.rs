@@ -1096,6 +1096,9 @@ async fn bad_chunks_get_400_and_close() {
             // The data longer than its size: no line ending after it.
             b"5\r\nhelloX\r\n0\r\n\r\n",
             b"5\r\nhello0\r\n\r\n",
+            // ... and refused at its first byte, not at a line ending that
+            // never comes.
+            b"5\r\nhelloXYZ",
             // A malformed trailer field.
             b"0\r\nNo colon\r\n\r\n",
             b"0\r\nX: 1\r\n folded\r\n\r\n",

@@ -138,18 +138,21 @@ impl ChunkedBody<'_> {
         read_streamed(chat, self.config, sink).await?;
         chat.set_streaming(false);
         // The line terminator was in force before the count: switching back
-        // reuses its searcher.
+        // reuses its searcher. Nothing may come before the line ending: a
+        // limit of 0 refuses the first byte of data longer than its size,
+        // without waiting for a line ending that may never come.
         chat.set_terminator(line_terminator().clone());
+        chat.codec_mut().set_max_frame_length(0);
         Ok(Chunked::DataEnd)
     }
 
-    /// The line ending after a chunk's data: a chunk longer than its size
-    /// leaves bytes here.
+    /// The line ending after a chunk's data.
     async fn data_end(&mut self, chat: &mut Chat<TcpStream>) -> Result<Chunked, Stop> {
         let line = self.line(chat, Status::BadRequest).await?;
         if !line.is_empty() {
             return Err(Stop::Refuse(Status::BadRequest));
         }
+        chat.codec_mut().set_max_frame_length(MAX_SIZE_LINE);
         Ok(Chunked::Size)
     }
 
