@@ -1035,6 +1035,63 @@ async fn pipelined_requests_mixing_both_body_kinds() {
 }
 
 #[tokio::test]
+async fn a_thousand_pipelined_requests_read_while_written() {
+    bounded(async {
+        let address = start_default().await;
+        let mut request = Vec::new();
+        for i in 0..1000 {
+            match i % 3 {
+                0 => request.extend(format!("GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()),
+                1 => request.extend(
+                    format!("POST /{i} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
+                        .into_bytes(),
+                ),
+                _ => request.extend(
+                    format!(
+                        "POST /{i} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+                         3\r\nabc\r\n0\r\n\r\n"
+                    )
+                    .into_bytes(),
+                ),
+            }
+        }
+        // Far more replies than the socket buffers hold: the server writes
+        // them out as it goes, in order.
+        let mut stream = connect(address).await;
+        let (read_half, mut write_half) = stream.split();
+        let writer = async move { write_half.write_all(&request).await.unwrap() };
+        let reader = async move {
+            let mut reader = BufReader::new(read_half);
+            let mut paths = Vec::new();
+            for _ in 0..1000 {
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).await.unwrap();
+                    if let Some(value) = line.strip_prefix("Content-Length: ") {
+                        length = value.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut json = vec![0; length];
+                reader.read_exact(&mut json).await.unwrap();
+                let json = String::from_utf8(json).unwrap();
+                let start = json.find("\"path\":\"").unwrap() + 8;
+                let end = start + json[start..].find('"').unwrap();
+                paths.push(json[start..end].to_string());
+            }
+            paths
+        };
+        let ((), paths) = step("1000 replies", futures::future::join(writer, reader)).await;
+        let expected: Vec<String> = (0..1000).map(|i| format!("/{i}")).collect();
+        assert_eq!(paths, expected);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn transfer_encoding_rules() {
     bounded(async {
         let address = start_default().await;

@@ -52,7 +52,9 @@
 //! ```text
 //! {"method":"POST","path":"/form","version":"HTTP/1.1",
 //!  "headers":[["Host","127.0.0.1:8080"],["Content-Length","9"]],"trailers":[],
-//!  "body_length":9,"sha256":"8d1f…","stored":null,"body":"some body"}
+//!  "body_length":9,
+//!  "sha256":"5f483264496cf1440c6ef569cc4fb9785d3bed896efdadfc998e9cb1badcec81",
+//!  "stored":null,"body":"some body"}
 //! ```
 //!
 //! `trailers` are the trailer fields of a chunked body; `body` is the body
