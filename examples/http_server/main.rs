@@ -67,12 +67,13 @@
 //!
 //! Bad input is answered, then the connection closed (RFC 9112):
 //!
-//! * 400: a malformed request line or field; HTTP/1.1 without exactly one
-//!   `Host`; a bad or overflowing `Content-Length`, or several that differ;
+//! * 400: a malformed request line or field; no `Host` in HTTP/1.1, or
+//!   two; a bad or overflowing `Content-Length`, or several that differ;
 //!   both `Content-Length` and `Transfer-Encoding`; `Transfer-Encoding` in
 //!   HTTP/1.0, or with `chunked` not once and last; a bad or overflowing
-//!   chunk size, no line ending after a chunk's data; a malformed trailer
-//!   field; a body cut short by the end of the connection.
+//!   chunk size, anything but a line ending after a chunk's data (refused
+//!   at its first byte); a malformed trailer field; a body cut short by the
+//!   end of the connection; more than 8 KiB of empty lines before a request.
 //! * 408: a body that stops coming for [`Config::idle_timeout`].
 //! * 413: a body longer than `--max-body`, as soon as its length or the
 //!   chunk that passes the limit is announced: the rest is not read.
