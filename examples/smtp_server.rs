@@ -827,8 +827,9 @@ impl DotUnstuffer {
             }
             _ => {}
         }
-        for found in memmem::find_iter(&chunk[start..], b"\r\n.") {
-            let dot = start + found + 2;
+        let searched = start;
+        for found in memmem::find_iter(&chunk[searched..], b"\r\n.") {
+            let dot = searched + found + 2;
             pieces.push(chunk.slice(start..dot));
             start = dot + 1;
         }
