@@ -545,7 +545,7 @@ impl Assembler {
 }
 
 /// The protocol state of one connection: everything but the `Chat`.
-struct Session<'a> {
+struct Connection<'a> {
     db: &'a Db,
     config: Config,
     state: State,
@@ -561,7 +561,7 @@ struct Session<'a> {
 /// setting it costs no reference count.
 const LINE: Terminator = Terminator::Delimiter(Bytes::from_static(b"\n"));
 
-impl Session<'_> {
+impl Connection<'_> {
     /// Runs the connection's frames until its input ends, it quits, or it
     /// breaks the protocol.
     ///
@@ -708,7 +708,7 @@ impl Session<'_> {
 async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result<(), Error> {
     let _ = stream.set_nodelay(true);
     let mut chat = Chat::with_codec(stream, TerminatorCodec::streaming(LINE));
-    let mut session = Session {
+    let mut connection = Connection {
         db,
         config,
         state: State::Command,
@@ -717,8 +717,8 @@ async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result
         replies: Replies::default(),
         draining: false,
     };
-    let end = poll_fn(|cx| session.poll_run(&mut chat, cx)).await?;
-    let replies = session.replies;
+    let end = poll_fn(|cx| connection.poll_run(&mut chat, cx)).await?;
+    let replies = connection.replies;
     match end {
         End::InputEnded => {
             // The replies to the last commands still go out.
