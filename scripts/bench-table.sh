@@ -150,8 +150,14 @@ def ratios(ours, theirs):
     return [theirs[i] / ours[i] for i in (0, 1)]
 
 
+def ratio(value):
+    """Two decimals; two significant digits below 0.1, where two decimals
+    would read 0.00x."""
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
+
+
 def both(values):
-    return f"{values[0]:.2f}x / {values[1]:.2f}x"
+    return f"{ratio(values[0])} / {ratio(values[1])}"
 
 
 def verdict(values, target):
@@ -190,7 +196,7 @@ for case, group, ours_name, other_name, target in TCP_ROWS:
     verdict_cell = "" if target is None else verdict(values, target)
     print(
         f"| {case} | {named_rate(ours_name, ours)} | {named_rate(other_name, other)} "
-        f"| {values[0]:.2f}x | {values[1]:.2f}x | {target_cell} | {verdict_cell} |"
+        f"| {ratio(values[0])} | {ratio(values[1])} | {target_cell} | {verdict_cell} |"
     )
 
 # The paired rounds of benches/chat.rs: the median of the rounds' ratios
