@@ -444,7 +444,7 @@ impl Session<'_> {
         } else {
             (None, 1)
         };
-        let keys = words.from(first_key);
+        let keys = words.rest(first_key);
         // memcached refuses the whole command for one overlong key, and
         // drops the replies it gathered for the keys before it.
         if keys.clone().any(|key| key.len() > MAX_KEY_LENGTH) {

@@ -71,9 +71,9 @@ impl<'a> Words<'a> {
         self.last() == b"noreply"
     }
 
-    /// Every word from `index` on, however many: the keys of a retrieval
+    /// The words from `index` on, however many: the keys of a retrieval
     /// command.
-    pub fn from(&self, index: usize) -> impl Iterator<Item = &'a [u8]> + Clone {
+    pub fn rest(&self, index: usize) -> impl Iterator<Item = &'a [u8]> + Clone {
         split(self.line).skip(index)
     }
 }
