@@ -93,7 +93,7 @@ mod parse;
 pub mod store;
 
 use parse::{parse_i32, parse_u32, parse_u64, Words};
-use store::{Delta, Item, Mode, Store, Stored, MAX_KEY_LENGTH};
+use store::{Delta, Item, Mode, Outcome, Store, MAX_KEY_LENGTH};
 
 /// The port when neither the command line nor `$PORT` gives one.
 pub const DEFAULT_PORT: u16 = 11211;
@@ -516,11 +516,11 @@ impl Session<'_> {
             value,
         );
         let line: &[u8] = match stored {
-            Stored::Stored => b"STORED",
-            Stored::NotStored => b"NOT_STORED",
-            Stored::Exists => b"EXISTS",
-            Stored::NotFound => b"NOT_FOUND",
-            Stored::NoMemory => b"SERVER_ERROR out of memory storing object",
+            Outcome::Stored => b"STORED",
+            Outcome::NotStored => b"NOT_STORED",
+            Outcome::Exists => b"EXISTS",
+            Outcome::NotFound => b"NOT_FOUND",
+            Outcome::NoMemory => b"SERVER_ERROR out of memory storing object",
         };
         self.reply(storage.noreply, line);
     }

@@ -51,9 +51,7 @@ async fn start() -> SocketAddr {
 }
 
 async fn connect(address: SocketAddr) -> TcpStream {
-    let stream = step("connect", TcpStream::connect(address))
-        .await
-        .unwrap();
+    let stream = step("connect", TcpStream::connect(address)).await.unwrap();
     stream.set_nodelay(true).unwrap();
     stream
 }
@@ -152,7 +150,12 @@ async fn set_and_get_many_keys() {
         .await;
         // Runs of spaces separate words; leading and trailing ones are
         // ignored.
-        exchange(&mut stream, b"  get   a  \r\n", b"VALUE a 5 3\r\none\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"  get   a  \r\n",
+            b"VALUE a 5 3\r\none\r\nEND\r\n",
+        )
+        .await;
         exchange(&mut stream, b"get nothing\r\n", b"END\r\n").await;
         // Data may hold any byte, line endings included.
         exchange(
@@ -176,8 +179,18 @@ async fn lines_may_end_in_a_bare_newline() {
     bounded(async {
         let mut stream = connect(start().await).await;
         // The data block still ends in \r\n, as memcached wants.
-        exchange(&mut stream, b"set a 0 0 2\nhi\r\nget a\n", b"STORED\r\nVALUE a 0 2\r\nhi\r\nEND\r\n").await;
-        exchange(&mut stream, b"delete a\ndelete a\n", b"DELETED\r\nNOT_FOUND\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 0 2\nhi\r\nget a\n",
+            b"STORED\r\nVALUE a 0 2\r\nhi\r\nEND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"delete a\ndelete a\n",
+            b"DELETED\r\nNOT_FOUND\r\n",
+        )
+        .await;
         // A block that ends in a bare \n is a bad chunk, as in memcached:
         // `hi\ng` is read for the block, `et a` as a command.
         exchange(
@@ -202,8 +215,18 @@ async fn gets_and_cas() {
         exchange(&mut stream, b"gets k\r\n", b"VALUE k 7 1 2\r\nb\r\nEND\r\n").await;
         // The unique is spent: the same cas again finds a newer item.
         exchange(&mut stream, b"cas k 0 0 1 1\r\nc\r\n", b"EXISTS\r\n").await;
-        exchange(&mut stream, b"cas nothing 0 0 1 2\r\nc\r\n", b"NOT_FOUND\r\n").await;
-        exchange(&mut stream, b"cas k 0 0 1 x\r\nc\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n").await;
+        exchange(
+            &mut stream,
+            b"cas nothing 0 0 1 2\r\nc\r\n",
+            b"NOT_FOUND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"cas k 0 0 1 x\r\nc\r\n",
+            b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+        )
+        .await;
         exchange(&mut stream, b"cas k 0 0 1\r\n", b"ERROR\r\n").await;
         // Every change makes a new unique: touch does not.
         exchange(&mut stream, b"append k 0 0 1\r\nd\r\n", b"STORED\r\n").await;
@@ -261,7 +284,10 @@ async fn noreply_suppresses_every_reply() {
             .unwrap();
         // `xyz` is a bad chunk (its error unsaid), then `\r\n` an empty line.
         let reply = b"ERROR\r\nVALUE a 0 4\r\n1105\r\nEND\r\n";
-        assert_eq!(show(&read_exactly(&mut stream, reply.len()).await), show(reply));
+        assert_eq!(
+            show(&read_exactly(&mut stream, reply.len()).await),
+            show(reply)
+        );
         exchange(&mut stream, b"flush_all noreply\r\nget a\r\n", b"END\r\n").await;
         nothing_pending(&mut stream).await;
         // A wrong number of words is answered even with noreply: memcached
@@ -310,7 +336,12 @@ async fn incr_and_decr() {
         exchange(&mut stream, b"decr n 1000\r\n", b"0\r\n").await;
         exchange(&mut stream, b"get n\r\n", b"VALUE n 3 3\r\n0  \r\nEND\r\n").await;
         // A longer number makes a longer item, with the same flags.
-        exchange(&mut stream, b"incr n 18446744073709551615\r\n", b"18446744073709551615\r\n").await;
+        exchange(
+            &mut stream,
+            b"incr n 18446744073709551615\r\n",
+            b"18446744073709551615\r\n",
+        )
+        .await;
         exchange(&mut stream, b"incr n 2\r\n", b"1\r\n").await; // wraps at 2^64
         exchange(
             &mut stream,
@@ -348,26 +379,66 @@ async fn exptimes_relative_absolute_and_negative() {
     bounded(async {
         let mut stream = connect(start().await).await;
         // Negative: expired at once. A Unix time in the past: the same.
-        exchange(&mut stream, b"set a 0 -1 1\r\nx\r\nget a\r\n", b"STORED\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 -1 1\r\nx\r\nget a\r\n",
+            b"STORED\r\nEND\r\n",
+        )
+        .await;
         let past = format!("set a 0 {} 1\r\nx\r\nget a\r\n", unix_now() - 10);
         exchange(&mut stream, past.as_bytes(), b"STORED\r\nEND\r\n").await;
         // Past 30 days is a Unix time: this one is in the future.
         let future = format!("set a 0 {} 1\r\nx\r\nget a\r\n", unix_now() + 100);
-        exchange(&mut stream, future.as_bytes(), b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            future.as_bytes(),
+            b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+        )
+        .await;
         // 30 days exactly is still counted from now.
-        exchange(&mut stream, b"set b 0 2592000 1\r\ny\r\nget b\r\n", b"STORED\r\nVALUE b 0 1\r\ny\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"set b 0 2592000 1\r\ny\r\nget b\r\n",
+            b"STORED\r\nVALUE b 0 1\r\ny\r\nEND\r\n",
+        )
+        .await;
         // An expired key is free for add.
-        exchange(&mut stream, b"set c 0 -1 1\r\nx\r\nadd c 0 0 1\r\nz\r\nget c\r\n", b"STORED\r\nSTORED\r\nVALUE c 0 1\r\nz\r\nEND\r\n").await;
-        exchange(&mut stream, b"set a 0 x 1\r\n", b"CLIENT_ERROR bad command line format\r\n").await;
+        exchange(
+            &mut stream,
+            b"set c 0 -1 1\r\nx\r\nadd c 0 0 1\r\nz\r\nget c\r\n",
+            b"STORED\r\nSTORED\r\nVALUE c 0 1\r\nz\r\nEND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"set a 0 x 1\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        )
+        .await;
         // memcached would keep the low 32 bits of 2^32 + 1, that is 1
         // second; this server refuses the number.
-        exchange(&mut stream, b"set a 0 4294967297 1\r\n", b"CLIENT_ERROR bad command line format\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 4294967297 1\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        )
+        .await;
 
         // Relative: there for a second, then gone.
-        exchange(&mut stream, b"set soon 0 1 1\r\nx\r\nget soon\r\n", b"STORED\r\nVALUE soon 0 1\r\nx\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"set soon 0 1 1\r\nx\r\nget soon\r\n",
+            b"STORED\r\nVALUE soon 0 1\r\nx\r\nEND\r\n",
+        )
+        .await;
         exchange(&mut stream, b"set later 0 100 1\r\ny\r\n", b"STORED\r\n").await;
         sleep(Duration::from_millis(1100)).await;
-        exchange(&mut stream, b"get soon later\r\n", b"VALUE later 0 1\r\ny\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"get soon later\r\n",
+            b"VALUE later 0 1\r\ny\r\nEND\r\n",
+        )
+        .await;
         let stats = stats(&mut stream).await;
         assert!(stats["get_expired"].parse::<u64>().unwrap() >= 1);
     })
@@ -381,16 +452,46 @@ async fn touch_gat_and_gats() {
         exchange(&mut stream, b"touch a 10\r\n", b"NOT_FOUND\r\n").await;
         exchange(&mut stream, b"set a 2 0 1\r\nx\r\n", b"STORED\r\n").await;
         exchange(&mut stream, b"touch a 10\r\n", b"TOUCHED\r\n").await;
-        exchange(&mut stream, b"touch a x\r\n", b"CLIENT_ERROR invalid exptime argument\r\n").await;
+        exchange(
+            &mut stream,
+            b"touch a x\r\n",
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        )
+        .await;
         exchange(&mut stream, b"touch a\r\n", b"ERROR\r\n").await;
-        exchange(&mut stream, b"gat 100 a b\r\n", b"VALUE a 2 1\r\nx\r\nEND\r\n").await;
-        exchange(&mut stream, b"gats 100 a\r\n", b"VALUE a 2 1 1\r\nx\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"gat 100 a b\r\n",
+            b"VALUE a 2 1\r\nx\r\nEND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"gats 100 a\r\n",
+            b"VALUE a 2 1 1\r\nx\r\nEND\r\n",
+        )
+        .await;
         exchange(&mut stream, b"gat 10\r\n", b"END\r\n").await;
-        exchange(&mut stream, b"gat x a\r\n", b"CLIENT_ERROR invalid exptime argument\r\n").await;
+        exchange(
+            &mut stream,
+            b"gat x a\r\n",
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        )
+        .await;
         exchange(&mut stream, b"gat\r\n", b"ERROR\r\n").await;
         // The item is returned with its new exptime, then gone: as memcached.
-        exchange(&mut stream, b"gat -1 a\r\nget a\r\n", b"VALUE a 2 1\r\nx\r\nEND\r\nEND\r\n").await;
-        exchange(&mut stream, b"set b 0 0 1\r\ny\r\ntouch b -1\r\nget b\r\n", b"STORED\r\nTOUCHED\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"gat -1 a\r\nget a\r\n",
+            b"VALUE a 2 1\r\nx\r\nEND\r\nEND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"set b 0 0 1\r\ny\r\ntouch b -1\r\nget b\r\n",
+            b"STORED\r\nTOUCHED\r\nEND\r\n",
+        )
+        .await;
         let stats = stats(&mut stream).await;
         assert_eq!(stats["cmd_touch"], "7");
         assert_eq!(stats["touch_hits"], "5");
@@ -403,22 +504,52 @@ async fn touch_gat_and_gats() {
 async fn flush_all_now_and_later() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n", b"STORED\r\nSTORED\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n",
+            b"STORED\r\nSTORED\r\n",
+        )
+        .await;
         exchange(&mut stream, b"flush_all\r\nget a b\r\n", b"OK\r\nEND\r\n").await;
-        exchange(&mut stream, b"set a 0 0 1\r\nx\r\nflush_all 0\r\nget a\r\n", b"STORED\r\nOK\r\nEND\r\n").await;
-        exchange(&mut stream, b"flush_all x\r\n", b"CLIENT_ERROR invalid exptime argument\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 0 1\r\nx\r\nflush_all 0\r\nget a\r\n",
+            b"STORED\r\nOK\r\nEND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"flush_all x\r\n",
+            b"CLIENT_ERROR invalid exptime argument\r\n",
+        )
+        .await;
         exchange(&mut stream, b"flush_all 1 2 3\r\n", b"ERROR\r\n").await;
         exchange(&mut stream, b"flush_all -1\r\n", b"OK\r\n").await;
 
         // In a second: what was stored before then goes, what comes after stays.
         exchange(&mut stream, b"set a 0 0 1\r\nx\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"flush_all 1\r\nget a\r\n", b"OK\r\nVALUE a 0 1\r\nx\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"flush_all 1\r\nget a\r\n",
+            b"OK\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+        )
+        .await;
         exchange(&mut stream, b"set b 0 0 1\r\ny\r\n", b"STORED\r\n").await;
         sleep(Duration::from_millis(1100)).await;
         exchange(&mut stream, b"set c 0 0 1\r\nz\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"get a b c\r\n", b"VALUE c 0 1\r\nz\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"get a b c\r\n",
+            b"VALUE c 0 1\r\nz\r\nEND\r\n",
+        )
+        .await;
         // A later flush_all replaces a pending one.
-        exchange(&mut stream, b"flush_all 1 noreply\r\nflush_all 100\r\n", b"OK\r\n").await;
+        exchange(
+            &mut stream,
+            b"flush_all 1 noreply\r\nflush_all 100\r\n",
+            b"OK\r\n",
+        )
+        .await;
         sleep(Duration::from_millis(1100)).await;
         exchange(&mut stream, b"get c\r\n", b"VALUE c 0 1\r\nz\r\nEND\r\n").await;
     })
@@ -455,7 +586,13 @@ async fn unknown_commands_and_wrong_word_counts_get_error() {
             exchange(&mut stream, &request, b"ERROR\r\n").await;
         }
         // Not implemented here: memcached answers these otherwise.
-        for line in [&b"mg a v"[..], b"ms a 1", b"stats settings", b"shutdown", b"slabs automove 1"] {
+        for line in [
+            &b"mg a v"[..],
+            b"ms a 1",
+            b"stats settings",
+            b"shutdown",
+            b"slabs automove 1",
+        ] {
             let mut request = line.to_vec();
             request.extend_from_slice(b"\r\n");
             exchange(&mut stream, &request, b"ERROR\r\n").await;
@@ -476,12 +613,27 @@ async fn version_verbosity_and_stats() {
         exchange(&mut stream, b"version\r\n", version.as_bytes()).await;
         exchange(&mut stream, b"version extra words\r\n", version.as_bytes()).await;
         exchange(&mut stream, b"verbosity 1\r\n", b"OK\r\n").await;
-        exchange(&mut stream, b"verbosity x\r\n", b"CLIENT_ERROR bad command line format\r\n").await;
+        exchange(
+            &mut stream,
+            b"verbosity x\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        )
+        .await;
 
         let mut second = connect(address).await;
         nothing_pending(&mut second).await;
-        exchange(&mut stream, b"set a 0 0 2\r\nhi\r\nset b 0 0 1\r\nx\r\n", b"STORED\r\nSTORED\r\n").await;
-        exchange(&mut stream, b"get a b c\r\n", b"VALUE a 0 2\r\nhi\r\nVALUE b 0 1\r\nx\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 0 2\r\nhi\r\nset b 0 0 1\r\nx\r\n",
+            b"STORED\r\nSTORED\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"get a b c\r\n",
+            b"VALUE a 0 2\r\nhi\r\nVALUE b 0 1\r\nx\r\nEND\r\n",
+        )
+        .await;
         exchange(&mut stream, b"delete b\r\n", b"DELETED\r\n").await;
         let stats = stats(&mut stream).await;
         assert_eq!(stats["pid"], std::process::id().to_string());
@@ -519,11 +671,21 @@ async fn storage_line_errors() {
         ] {
             let mut request = line.to_vec();
             request.extend_from_slice(b"\r\nx\r\n");
-            exchange(&mut stream, &request, b"CLIENT_ERROR bad command line format\r\nERROR\r\n").await;
+            exchange(
+                &mut stream,
+                &request,
+                b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+            )
+            .await;
         }
         // Flags are 32 bits: memcached would keep the low 32 bits of a larger
         // number; this server refuses it.
-        exchange(&mut stream, b"set a 4294967296 0 1\r\n", b"CLIENT_ERROR bad command line format\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 4294967296 0 1\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        )
+        .await;
         exchange(&mut stream, b"set a 0 0 1 noreply\r\nxy\r\n", b"ERROR\r\n").await;
         nothing_pending(&mut stream).await;
     })
@@ -550,7 +712,12 @@ async fn keys_up_to_250_bytes() {
         exchange(&mut stream, format!("touch {long} 1\r\n").as_bytes(), bad).await;
         let mut refused_set = bad.to_vec();
         refused_set.extend_from_slice(b"ERROR\r\n");
-        exchange(&mut stream, format!("set {long} 0 0 1\r\nx\r\n").as_bytes(), &refused_set).await;
+        exchange(
+            &mut stream,
+            format!("set {long} 0 0 1\r\nx\r\n").as_bytes(),
+            &refused_set,
+        )
+        .await;
     })
     .await;
 }
@@ -568,7 +735,12 @@ async fn a_bad_data_chunk_is_refused_and_the_item_kept() {
             b"CLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
         )
         .await;
-        exchange(&mut stream, b"set a 0 0 2\r\nab\rX", b"CLIENT_ERROR bad data chunk\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 0 2\r\nab\rX",
+            b"CLIENT_ERROR bad data chunk\r\n",
+        )
+        .await;
         let stats = stats(&mut stream).await;
         assert_eq!(stats["cmd_set"], "3");
     })
@@ -593,7 +765,12 @@ async fn items_up_to_the_size_limit() {
         exchange(&mut stream, b"get big\r\n", &reply).await;
         // Appending past the limit is not stored; the item stays.
         exchange(&mut stream, b"append big 0 0 1\r\nx\r\n", b"NOT_STORED\r\n").await;
-        exchange(&mut stream, b"incr big 1\r\n", b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n").await;
+        exchange(
+            &mut stream,
+            b"incr big 1\r\n",
+            b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+        )
+        .await;
     })
     .await;
 }
@@ -612,7 +789,12 @@ async fn a_block_over_the_limit_is_refused_skipped_and_the_connection_goes_on() 
 
         // The reply comes before the block does: the codec refuses the
         // length at once and skips the block as it arrives.
-        exchange(&mut stream, b"set a 0 0 1025\r\n", b"SERVER_ERROR object too large for cache\r\n").await;
+        exchange(
+            &mut stream,
+            b"set a 0 0 1025\r\n",
+            b"SERVER_ERROR object too large for cache\r\n",
+        )
+        .await;
         // 4 MiB of data that would look like commands if they were read as
         // lines: none of it is.
         let block = b"get a\r\n".repeat(4 << 20 >> 3);
@@ -638,7 +820,12 @@ async fn a_block_over_the_limit_is_refused_skipped_and_the_connection_goes_on() 
 
         // Other storage commands keep the item.
         exchange(&mut stream, b"set a 0 0 1\r\nx\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"append a 0 0 2000\r\n", b"SERVER_ERROR object too large for cache\r\n").await;
+        exchange(
+            &mut stream,
+            b"append a 0 0 2000\r\n",
+            b"SERVER_ERROR object too large for cache\r\n",
+        )
+        .await;
         stream.write_all(&[b'y'; 2002]).await.unwrap();
         exchange(&mut stream, b"get a\r\n", b"VALUE a 0 1\r\nx\r\nEND\r\n").await;
         // With noreply the error is unsaid; the set still forgets the item.
@@ -684,10 +871,20 @@ async fn lines_up_to_2048_bytes() {
         // One byte more: refused, skipped, and the next line is read.
         let mut line = get_line(2049);
         line.extend_from_slice(b"\r\nget a\r\n");
-        exchange(&mut stream, &line, b"CLIENT_ERROR bad command line format\r\nEND\r\n").await;
+        exchange(
+            &mut stream,
+            &line,
+            b"CLIENT_ERROR bad command line format\r\nEND\r\n",
+        )
+        .await;
         // A line that never ends is refused as soon as it passes the limit,
         // not when (if ever) it ends.
-        exchange(&mut stream, &[b'x'; 3000], b"CLIENT_ERROR bad command line format\r\n").await;
+        exchange(
+            &mut stream,
+            &[b'x'; 3000],
+            b"CLIENT_ERROR bad command line format\r\n",
+        )
+        .await;
         exchange(&mut stream, &[b'x'; 100_000], b"").await;
         exchange(&mut stream, b"\nget a\r\n", b"END\r\n").await;
     })
@@ -710,8 +907,18 @@ async fn least_recently_used_items_go_first() {
             exchange(&mut stream, set.as_bytes(), b"STORED\r\n").await;
         }
         // `a` is used, so `b` is now the least recently used.
-        exchange(&mut stream, b"get a\r\n", b"VALUE a 0 10\r\n0123456789\r\nEND\r\n").await;
-        exchange(&mut stream, b"set d 0 0 10\r\n0123456789\r\n", b"STORED\r\n").await;
+        exchange(
+            &mut stream,
+            b"get a\r\n",
+            b"VALUE a 0 10\r\n0123456789\r\nEND\r\n",
+        )
+        .await;
+        exchange(
+            &mut stream,
+            b"set d 0 0 10\r\n0123456789\r\n",
+            b"STORED\r\n",
+        )
+        .await;
         stream.write_all(b"get a b c d\r\n").await.unwrap();
         let reply = String::from_utf8(read_until_end(&mut stream).await).unwrap();
         let keys: Vec<&str> = reply
@@ -731,7 +938,12 @@ async fn least_recently_used_items_go_first() {
         // One larger than all the memory is refused.
         let huge = "x".repeat(4 * item);
         let set = format!("set f 0 0 {}\r\n{huge}\r\n", huge.len());
-        exchange(&mut stream, set.as_bytes(), b"SERVER_ERROR out of memory storing object\r\n").await;
+        exchange(
+            &mut stream,
+            set.as_bytes(),
+            b"SERVER_ERROR out of memory storing object\r\n",
+        )
+        .await;
     })
     .await;
 }
@@ -779,8 +991,12 @@ async fn pipelined_replies_leave_in_one_write() {
             request.extend_from_slice(format!("set key{i} {i} 0 2\r\nv{}\r\n", i % 10).as_bytes());
             request.extend_from_slice(format!("get key{i}\r\nincr key{i} 1\r\n").as_bytes());
             reply.extend_from_slice(b"STORED\r\n");
-            reply.extend_from_slice(format!("VALUE key{i} {i} 2\r\nv{}\r\nEND\r\n", i % 10).as_bytes());
-            reply.extend_from_slice(b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+            reply.extend_from_slice(
+                format!("VALUE key{i} {i} 2\r\nv{}\r\nEND\r\n", i % 10).as_bytes(),
+            );
+            reply.extend_from_slice(
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            );
         }
         stream.write_all(&request).await.unwrap();
         // Everything was answered in one write, so the first read, however
@@ -835,7 +1051,10 @@ async fn an_http_request_is_dropped() {
     bounded(async {
         let address = start().await;
         let mut stream = connect(address).await;
-        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         assert_eq!(read_to_end(&mut stream).await, b"");
         // A command memcached sorts by its first letter is answered.
         let mut stream = connect(address).await;
@@ -869,7 +1088,10 @@ async fn connections_on_several_threads_share_the_cache() {
             .map(|_| {
                 tokio::spawn(async move {
                     let mut stream = connect(address).await;
-                    stream.write_all(&b"incr n 1\r\n".repeat(250)).await.unwrap();
+                    stream
+                        .write_all(&b"incr n 1\r\n".repeat(250))
+                        .await
+                        .unwrap();
                     stream.write_all(b"quit\r\n").await.unwrap();
                     let replies = read_to_end(&mut stream).await;
                     assert_eq!(replies.iter().filter(|&&byte| byte == b'\n').count(), 250);

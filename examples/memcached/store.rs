@@ -93,7 +93,7 @@ pub enum Mode {
 
 /// The outcome of a storage command: its reply line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
+pub enum Outcome {
     Stored,
     /// The condition of `add`, `replace`, `append` or `prepend` failed (or
     /// the appended item would pass the item size limit).
@@ -264,7 +264,7 @@ impl Store {
 
     /// A storage command's data block, whole and checked: stores `value`
     /// under `key` as `mode` says.
-    pub fn store(&self, mode: Mode, key: &[u8], flags: u32, exptime: i64, value: Bytes) -> Stored {
+    pub fn store(&self, mode: Mode, key: &[u8], flags: u32, exptime: i64, value: Bytes) -> Outcome {
         let now = Instant::now();
         let mut guard = self.lock(now);
         let cache = &mut *guard;
@@ -279,10 +279,10 @@ impl Store {
                     let item = Item::new(value, flags, deadline(exptime, now), now);
                     cache.insert(Bytes::copy_from_slice(key), item, now)
                 }
-                Mode::Replace | Mode::Append | Mode::Prepend => Stored::NotStored,
+                Mode::Replace | Mode::Append | Mode::Prepend => Outcome::NotStored,
                 Mode::Cas(_) => {
                     cache.counters.cas_misses += 1;
-                    Stored::NotFound
+                    Outcome::NotFound
                 }
             };
         };
@@ -291,15 +291,15 @@ impl Store {
             Mode::Add => {
                 // An add that finds the key still counts as a use of it.
                 cache.bump(at);
-                return Stored::NotStored;
+                return Outcome::NotStored;
             }
             Mode::Cas(unique) if unique != old.cas => {
                 cache.counters.cas_badval += 1;
-                return Stored::Exists;
+                return Outcome::Exists;
             }
             Mode::Append | Mode::Prepend => {
                 if old.value.len() + value.len() > self.max_item_size {
-                    return Stored::NotStored;
+                    return Outcome::NotStored;
                 }
                 let mut joined = BytesMut::with_capacity(old.value.len() + value.len());
                 let (first, second) = match mode {
@@ -416,7 +416,7 @@ impl Store {
         );
         let (key, _) = cache.remove(at);
         match cache.insert(key, item, now) {
-            Stored::Stored => Delta::Value(number),
+            Outcome::Stored => Delta::Value(number),
             _ => Delta::NoMemory,
         }
     }
@@ -600,11 +600,11 @@ impl Cache {
     /// Stores `item` (with a new CAS unique) under `key`, which holds
     /// nothing, after making room: the least recently used items go until
     /// it fits. `NoMemory` if it is larger than the whole limit.
-    fn insert(&mut self, key: Bytes, mut item: Item, now: Instant) -> Stored {
+    fn insert(&mut self, key: Bytes, mut item: Item, now: Instant) -> Outcome {
         let needed = cost(&key, &item.value);
         if needed > self.memory_limit {
             self.counters.store_no_memory += 1;
-            return Stored::NoMemory;
+            return Outcome::NoMemory;
         }
         while self.bytes + needed > self.memory_limit {
             let oldest = self.oldest;
@@ -635,7 +635,7 @@ impl Cache {
         };
         self.index.insert(key, at);
         self.link_newest(at);
-        Stored::Stored
+        Outcome::Stored
     }
 
     fn clear(&mut self) {
