@@ -13,8 +13,14 @@
 //! the next one at once, which applies after the skip (the case's flags
 //! choose). To keep `Length(0)` schedules finite, after `cap` messages the
 //! terminator becomes `None` for good.
+//!
+//! The [`chat`] module is the harness of the `chat` target: a `Chat` over
+//! an in-memory IO, two tasks and operations between polls, against a
+//! model.
 
-use asynchat::{Error, Frame, Terminator, TerminatorCodec};
+pub mod chat;
+
+use asynchat::{find_prefix_at_end, Error, Frame, Terminator, TerminatorCodec};
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
@@ -237,9 +243,10 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
                         terminator = case.terminator(handled);
                     }
                     None => {
-                        // The last bytes may begin the delimiter: the codec
-                        // cannot yet tell the message passed the limit.
-                        if rest.len().saturating_sub(delimiter.len() - 1) > limit {
+                        // The last bytes that may begin the delimiter may
+                        // not be the message's: the codec cannot yet tell
+                        // whether they take it past the limit.
+                        if rest.len() - find_prefix_at_end(rest, delimiter) > limit {
                             outcome.events.push(Event::TooLong);
                         } else {
                             outcome.trailing = rest.to_vec();
@@ -282,6 +289,8 @@ pub fn model(case: &Case, limit: usize) -> Outcome {
                 outcome.trailing = rest.to_vec();
                 return outcome;
             }
+            // Sets of delimiters are the `chat` target's to model.
+            other => unreachable!("a case holds no {other:?}"),
         }
     }
 }
@@ -358,6 +367,7 @@ pub fn drive(case: &Case, mut codec: TerminatorCodec, reads: &[&[u8]]) -> Outcom
                         Vec::new()
                     }
                     Terminator::None => panic!("a Complete with no terminator"),
+                    other => unreachable!("a case holds no {other:?}"),
                 };
                 outcome.events.push(Event::Complete {
                     message: std::mem::take(&mut pending),
@@ -463,6 +473,21 @@ mod tests {
         assert_eq!(outcome.events.len(), 3);
         assert_eq!(outcome.events[1], Event::TooLong);
         assert_eq!(outcome.trailing, b"z");
+    }
+
+    #[test]
+    fn unterminated_rest_over_the_limit_by_what_may_begin_the_delimiter() {
+        // flags 0, limit 4, one terminator: "\r\n"; one read.
+        let header = [0, 4, 0, 2, b'\r', b'\n', 0];
+        let case = |input: &[u8]| Case::parse(&[&header[..], input].concat());
+        // Nothing of "abcde" can begin "\r\n": five bytes, past the limit.
+        assert_eq!(model(&case(b"abcde"), 4).events, [Event::TooLong]);
+        // "abcd\r" may be "abcd" and the start of "\r\n": not yet.
+        let outcome = model(&case(b"abcd\r"), 4);
+        assert_eq!(outcome.events, []);
+        assert_eq!(outcome.trailing, b"abcd\r");
+        check_limit(&[&header[..], b"abcde"].concat());
+        check_limit(&[&header[..], b"abcd\r"].concat());
     }
 
     #[test]
