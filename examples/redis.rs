@@ -89,6 +89,7 @@ use std::{
     future::poll_fn,
     hash::{BuildHasher, Hasher},
     io,
+    ops::Range,
     sync::{Arc, Mutex, MutexGuard},
     task::{ready, Context, Poll},
     time::{Duration, Instant},
@@ -486,6 +487,8 @@ enum State {
     BulkHeader { remaining: u64 },
     /// Expecting the bulk string itself, `length` bytes and `\r\n`.
     Bulk { remaining: u64, length: usize },
+    /// Expecting the [`Batch`] found in the read buffer, `length` bytes.
+    Batch { length: usize },
 }
 
 /// What a command asks of the connection after its reply.
@@ -551,6 +554,7 @@ struct Connection<'a> {
     state: State,
     args: Vec<Bytes>,
     assembler: Assembler,
+    batch: Batch,
     replies: Replies,
     /// The `Chat` holds a full output buffer: write it out before reading on.
     draining: bool,
@@ -581,15 +585,20 @@ impl Connection<'_> {
                 ready!(chat.poll_flush_unpin(cx))?;
                 self.draining = false;
             }
+            if self.batch.is_under_way() {
+                // The rest of a batch cut short by a full output buffer.
+                if let Err(end) = self.run_batch() {
+                    return Poll::Ready(Ok(end));
+                }
+                self.flush_if_full(chat);
+                continue;
+            }
             match chat.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Err(end) = self.on_frame(frame, chat) {
                         return Poll::Ready(Ok(end));
                     }
-                    if self.replies.length >= FLUSH_AT {
-                        self.replies.push_to(chat);
-                        self.draining = chat.queued_output_len() >= FLUSH_AT;
-                    }
+                    self.flush_if_full(chat);
                 }
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
                 Poll::Ready(None) => return Poll::Ready(Ok(End::InputEnded)),
@@ -600,11 +609,21 @@ impl Connection<'_> {
         }
     }
 
+    /// Past [`FLUSH_AT`] bytes of replies, hands them to the `Chat` and
+    /// has them written out before anything more is read.
+    fn flush_if_full(&mut self, chat: &mut Chat<TcpStream>) {
+        if self.replies.length >= FLUSH_AT {
+            self.replies.push_to(chat);
+            self.draining = chat.queued_output_len() >= FLUSH_AT;
+        }
+    }
+
     /// Handles one frame: a line or a bulk string, and when it completes a
-    /// command, the command.
+    /// command, the command; or a batch of whole commands.
     fn on_frame(&mut self, frame: Frame, chat: &mut Chat<TcpStream>) -> Result<(), End> {
         let limit = match self.state {
             State::Bulk { length, .. } => length as u64 + 2,
+            State::Batch { length } => length as u64,
             _ => self.config.max_line as u64,
         };
         let message = match frame {
@@ -640,6 +659,14 @@ impl Connection<'_> {
                     match header.strip_suffix(b"\r").and_then(parse_i64) {
                         Some(count) if count <= 0 => {} // Redis ignores `*0` and `*-1`
                         Some(count) if count as u64 <= self.config.max_args => {
+                            let length =
+                                self.batch
+                                    .find(chat.buffered_input(), count as u64, &self.config);
+                            if length > 0 {
+                                chat.set_terminator(Terminator::Length(length as u64));
+                                self.state = State::Batch { length };
+                                return Ok(());
+                            }
                             self.args.reserve(count.min(1024) as usize);
                             self.state = State::BulkHeader {
                                 remaining: count as u64,
@@ -694,6 +721,12 @@ impl Connection<'_> {
                 }
                 self.state = State::Command;
             }
+            State::Batch { .. } => {
+                chat.set_terminator(LINE);
+                self.state = State::Command;
+                self.batch.commands = message;
+                return self.run_batch();
+            }
         }
 
         let after = execute(&self.args, self.db, &mut self.replies);
@@ -702,6 +735,157 @@ impl Connection<'_> {
             After::Continue => Ok(()),
             After::Close => Err(End::Quit),
         }
+    }
+
+    /// Runs the commands of the batch, in order, until it is done or the
+    /// replies reach [`FLUSH_AT`] bytes: the rest waits for them to be
+    /// written.
+    fn run_batch(&mut self) -> Result<(), End> {
+        let batch = &mut self.batch;
+        while let Some(&end) = batch.ends.get(batch.next) {
+            let start = match batch.next {
+                0 => 0,
+                next => batch.ends[next - 1],
+            };
+            batch.next += 1;
+            let arguments = batch.arguments[start..end].iter();
+            self.args
+                .extend(arguments.map(|range| batch.commands.slice(range.clone())));
+            let after = execute(&self.args, self.db, &mut self.replies);
+            self.args.clear();
+            if after == After::Close {
+                return Err(End::Quit);
+            }
+            if self.replies.length >= FLUSH_AT {
+                return Ok(());
+            }
+        }
+        batch.clear();
+        Ok(())
+    }
+}
+
+/// A `*` or `$` line at the start of `input` as clients write them:
+/// `prefix`, a count of at most 18 digits without a leading zero, `\r\n`,
+/// within `max_line` bytes before the `\n`. Returns its length, `\r\n`
+/// included, and the count. Any other line (a sign, a leading zero, a
+/// bare `\n`, a line over the limit) is left to the frames of lines, which
+/// answer it as the protocol says; 18 digits cannot overflow.
+fn header_line(input: &[u8], prefix: u8, max_line: usize) -> Option<(usize, u64)> {
+    if input.first() != Some(&prefix) {
+        return None;
+    }
+    let mut end = 1;
+    let mut count = 0u64;
+    while let Some(&digit @ b'0'..=b'9') = input.get(end) {
+        count = count * 10 + u64::from(digit - b'0');
+        end += 1;
+        if end > 19 {
+            return None;
+        }
+    }
+    let digits = end - 1;
+    if digits == 0 || (digits > 1 && input[1] == b'0') || end + 1 > max_line {
+        return None;
+    }
+    if input.get(end..end + 2)? != b"\r\n" {
+        return None;
+    }
+    Some((end + 2, count))
+}
+
+/// Whole commands that a read brought after a `*` line, taken from the
+/// `Chat` as one frame (`Terminator::Length` of them all) and run one
+/// after another: a pipeline costs two frames, not one for each header
+/// and each argument. Only commands buffered whole, well-formed and within
+/// the limits, with arguments shorter than [`BIG_VALUE`], are taken; the
+/// first one that is not ends the batch and goes through the frames of
+/// lines and bulk strings, which give its errors.
+#[derive(Default)]
+struct Batch {
+    /// The frame: the rest of the command whose `*` line came, and the
+    /// whole commands after it. Empty while no batch is under way.
+    commands: Bytes,
+    /// Every argument of every command, as a range of `commands`.
+    arguments: Vec<Range<usize>>,
+    /// Per command, the end of its arguments in `arguments`.
+    ends: Vec<usize>,
+    /// The next command to run, an index into `ends`.
+    next: usize,
+}
+
+impl Batch {
+    fn is_under_way(&self) -> bool {
+        !self.commands.is_empty()
+    }
+
+    /// Finds the batch at the start of `input`: the `count` arguments of
+    /// the command whose `*` line was just read, then as many whole
+    /// commands as follow. Returns its length, 0 if the first command is
+    /// not whole in `input`.
+    ///
+    /// Each byte is looked at once: the scan stops at the first command
+    /// that is not whole.
+    fn find(&mut self, input: &[u8], count: u64, config: &Config) -> usize {
+        self.clear();
+        let mut length = 0;
+        let mut first = Some(count);
+        loop {
+            let (header, count) = match first.take() {
+                Some(count) => (0, count),
+                None => match header_line(&input[length..], b'*', config.max_line) {
+                    Some((header, count)) if count > 0 && count <= config.max_args => {
+                        (header, count)
+                    }
+                    _ => break,
+                },
+            };
+            let found = self.arguments.len();
+            match self.find_arguments(input, length + header, count, config) {
+                Some(end) => {
+                    length = end;
+                    self.ends.push(self.arguments.len());
+                }
+                None => {
+                    self.arguments.truncate(found);
+                    break;
+                }
+            }
+        }
+        length
+    }
+
+    /// The `count` arguments from `at` in `input`, each a `$` line, its
+    /// bytes and `\r\n`, pushed to `arguments`. Returns where the last one
+    /// ends.
+    fn find_arguments(
+        &mut self,
+        input: &[u8],
+        mut at: usize,
+        count: u64,
+        config: &Config,
+    ) -> Option<usize> {
+        for _ in 0..count {
+            let (header, length) = header_line(&input[at..], b'$', config.max_line)?;
+            if length > config.max_bulk || length >= BIG_VALUE as u64 {
+                return None;
+            }
+            let start = at + header;
+            let end = start + length as usize;
+            if input.get(end..end + 2)? != b"\r\n" {
+                return None;
+            }
+            self.arguments.push(start..end);
+            at = end + 2;
+        }
+        Some(at)
+    }
+
+    fn clear(&mut self) {
+        self.commands = Bytes::new();
+        self.arguments.clear();
+        self.ends.clear();
+        self.next = 0;
     }
 }
 
@@ -714,6 +898,7 @@ async fn handle_connection(stream: TcpStream, config: Config, db: &Db) -> Result
         state: State::Command,
         args: Vec::new(),
         assembler: Assembler::default(),
+        batch: Batch::default(),
         replies: Replies::default(),
         draining: false,
     };
