@@ -192,10 +192,11 @@ pub enum Store {
 
 /// What every connection shares: the configuration and the counters.
 pub struct Server {
+    /// What it accepts and where messages go.
     pub config: Config,
     /// Messages accepted (stored or discarded) since start.
     pub messages: AtomicU64,
-    /// Their bytes, dot-unstuffed, without the `Received:` field.
+    /// Their bytes, dot-unstuffed, without the trace fields.
     pub bytes: AtomicU64,
     /// The terminator of commands, made once: every `DATA` switches back to it.
     commands: Terminator,
@@ -575,10 +576,17 @@ impl Session {
     /// The trace fields that open a stored message: `Return-Path:`, which
     /// the final delivery adds (RFC 5321 4.4), and `Received:`.
     fn trace_fields(&self, server: &Server, id: &MessageId, transaction: &Transaction) -> String {
+        // The protocol names of RFC 3848.
         let (helo, protocol) = match &self.greeting {
-            Some(greeting) if greeting.extended && self.tls => (greeting.name.as_str(), "ESMTPS"),
-            Some(greeting) if greeting.extended => (greeting.name.as_str(), "ESMTP"),
-            Some(greeting) => (greeting.name.as_str(), "SMTP"),
+            Some(greeting) => {
+                let protocol = match (greeting.extended, self.tls) {
+                    (true, true) => "ESMTPS",
+                    (true, false) => "ESMTP",
+                    (false, true) => "SMTPS",
+                    (false, false) => "SMTP",
+                };
+                (greeting.name.as_str(), protocol)
+            }
             None => ("unknown", "SMTP"),
         };
         let client = match self.client {

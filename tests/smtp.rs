@@ -1128,3 +1128,24 @@ async fn a_failed_handshake_ends_only_its_connection() {
     let mut other = connect_ehlo(running.address).await;
     other.command("NOOP", 250).await;
 }
+
+#[tokio::test]
+async fn received_names_the_protocol_of_rfc_3848() {
+    let (acceptor, connector) = tls();
+    let running = start_with(|config| config.tls = Some(acceptor)).await;
+    let mut client = connect(running.address).await;
+    client.command("HELO client.example", 250).await;
+    client.deliver(b"plain\r\n.\r\n").await;
+    client.command("STARTTLS", 220).await;
+    let mut client = handshake(client, &connector).await;
+    client.command("HELO client.example", 250).await;
+    client.deliver(b"over TLS\r\n.\r\n").await;
+    let messages: Vec<String> = running
+        .maildir
+        .delivered()
+        .into_iter()
+        .map(|message| String::from_utf8(message).unwrap())
+        .collect();
+    assert!(messages[0].contains(" with SMTP id "), "{messages:?}");
+    assert!(messages[1].contains(" with SMTPS id "), "{messages:?}");
+}
