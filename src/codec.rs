@@ -1,9 +1,20 @@
 //! [`TerminatorCodec`]: the decode state machine.
 //!
+//! # Complexity
+//!
 //! The search for a delimiter is `memchr` for a one-byte delimiter and a
-//! [`memchr::memmem::Finder`] built once per delimiter otherwise: both are
-//! linear in the bytes searched. The codec remembers how far it searched, so
-//! a message of N bytes costs O(N) however the reads split it.
+//! [`memchr::memmem::Finder`] otherwise, built once per delimiter in
+//! O(delimiter). A set of delimiters ([`Terminator::any_of`]) is searched by
+//! one `memchr` for line endings (`\r\n` with `\n`, and any set whose
+//! delimiters end in a byte found nowhere else in them), `memchr2` or
+//! `memchr3` for single bytes, and otherwise by an Aho-Corasick automaton
+//! with leftmost-longest matching, built once per set in O(total delimiter
+//! length). Every search is linear in the bytes searched.
+//!
+//! The codec remembers how far it searched: only the last `longest - 1`
+//! bytes, which may begin a delimiter, are looked at again when more
+//! arrive, and finding them costs O(delimiters × longest²) per read. A
+//! message of N bytes therefore costs O(N) however the reads split it.
 
 use std::mem;
 
@@ -165,8 +176,8 @@ enum Search {
 }
 
 /// A delimiter's search, built once: `memchr` for one byte, a `memmem`
-/// finder for more, and for a set of delimiters a scan for their first
-/// bytes or an Aho-Corasick automaton.
+/// finder for more, and for a set of delimiters one of the scans of
+/// [`SetScan`].
 ///
 /// The finder is boxed: inline it is close to 300 bytes, which would make
 /// every codec (and every `Chat`) that large to move.
