@@ -65,9 +65,10 @@ impl Terminator {
     ///
     /// Building the set copies nothing beyond the `Bytes` handles and
     /// allocates one slice. The codec builds its searcher once per set, in
-    /// O(total length of the delimiters); a search then costs
-    /// O(haystack × longest delimiter) at worst and one `memchr`-speed scan
-    /// in the common case (see [`TerminatorCodec`](crate::TerminatorCodec)).
+    /// O(total length of the delimiters), and a search is linear in the
+    /// bytes searched: one `memchr` for line endings, an Aho-Corasick
+    /// automaton for other multi-byte sets (see
+    /// [`TerminatorCodec`](crate::TerminatorCodec)).
     ///
     /// ```
     /// use asynchat::Terminator;
