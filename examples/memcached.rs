@@ -23,6 +23,14 @@
 //! `stats` with an argument and the administrative commands (`slabs`,
 //! `lru_crawler`, `watch`, `shutdown`, ...) get `ERROR`.
 //!
+//! Where it answers otherwise, on purpose: flags above 2^32 - 1, and an
+//! exptime or a length outside 32 signed bits, get `CLIENT_ERROR bad command
+//! line format` (memcached keeps their low 32 bits: an exptime of 2^32 + 1
+//! would be 1 second); a `get` with an overlong key does not drop the
+//! replies to the commands before it in the same read (memcached's does).
+//! `scripts/memcached-clients.sh` sends the same commands to both servers
+//! and compares the replies byte for byte.
+//!
 //! # Framing with a `Chat`
 //!
 //! memcached's protocol is a line, then, for the storage commands, a data

@@ -1,8 +1,9 @@
 //! The memcached example, started on an ephemeral port and driven over TCP:
-//! every command, every error and limit, with the replies memcached 1.6.18
-//! gives (each expected reply here was checked against a real memcached,
-//! except where a comment says this server answers otherwise), and a data
-//! block split at every byte.
+//! every command, every error and limit, and a data block split at every
+//! byte. The replies to commands within memcached's own limits are the ones
+//! memcached 1.6.18 gives (scripts/memcached-clients.sh checks the same
+//! commands against a real one); a comment says where this server answers
+//! otherwise, and where its limits differ from memcached's.
 //!
 //! The example file is included as a module, so the tests run the very code
 //! the binary runs. Every wait is bounded by a timeout.
@@ -750,6 +751,8 @@ async fn a_bad_data_chunk_is_refused_and_the_item_kept() {
 // ---------------------------------------------------------------------------
 // Limits.
 
+// memcached's limit of 1 MiB counts the key and an item header too: it
+// refuses this value, and takes one of 1 MiB less 59 bytes and the key.
 #[tokio::test]
 async fn items_up_to_the_size_limit() {
     bounded(async {
@@ -850,6 +853,9 @@ fn get_line(length: usize) -> Vec<u8> {
     line
 }
 
+// memcached reads a longer line that arrives in one read (this get would
+// get END), and closes the connection when 2048 bytes without a newline are
+// waiting, unless they begin a get.
 #[tokio::test]
 async fn lines_up_to_2048_bytes() {
     bounded(async {
