@@ -1393,3 +1393,182 @@ fn main() -> io::Result<()> {
         serve_with(listener, options.config, Arc::new(Db::new())).await
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+        time::timeout,
+    };
+
+    use super::*;
+
+    /// A command in RESP.
+    fn resp(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// What follows the `*` line of `args`: what `Batch::find` is given.
+    fn after_count_line(args: &[&[u8]]) -> Vec<u8> {
+        let command = resp(args);
+        let line_end = command.iter().position(|&byte| byte == b'\n').unwrap();
+        command[line_end + 1..].to_vec()
+    }
+
+    /// The arguments of each command of the batch found in `input`.
+    fn found<'a>(input: &'a [u8], count: u64, config: &Config) -> (usize, Vec<Vec<&'a [u8]>>) {
+        let mut batch = Batch::default();
+        let length = batch.find(input, count, config);
+        let mut start = 0;
+        let commands = batch
+            .ends
+            .iter()
+            .map(|&end| {
+                let arguments = batch.arguments[start..end].iter();
+                start = end;
+                arguments.map(|range| &input[range.clone()]).collect()
+            })
+            .collect();
+        (length, commands)
+    }
+
+    #[test]
+    fn a_batch_is_the_whole_commands_buffered() {
+        let config = Config::default();
+        let mut input = after_count_line(&[b"SET", b"key", b"value"]);
+        let first = input.len();
+        input.extend(resp(&[b"GET", b"key"]));
+        input.extend(resp(&[b"ECHO", b""]));
+        let whole = input.len();
+        input.extend(&resp(&[b"GET", b"key"])[..10]); // cut short
+        let (length, commands) = found(&input, 3, &config);
+        assert_eq!(length, whole);
+        assert_eq!(
+            commands,
+            [
+                vec![&b"SET"[..], b"key", b"value"],
+                vec![&b"GET"[..], b"key"],
+                vec![&b"ECHO"[..], b""],
+            ]
+        );
+        // The first command cut short: no batch.
+        assert_eq!(found(&input[..first - 1], 3, &config), (0, vec![]));
+    }
+
+    #[test]
+    fn what_is_not_plain_resp_is_left_to_the_frames() {
+        let config = Config {
+            max_bulk: 100,
+            max_line: 8,
+            ..Config::default()
+        };
+        let ping = after_count_line(&[b"PING"]);
+        // A first command like this gives no batch; after a whole command,
+        // it ends the batch before it.
+        let cases: &[&[u8]] = &[
+            b"$-1\r\n",
+            b"$04\r\nPING\r\n",
+            b"$ 4\r\nPING\r\n",
+            b"$+4\r\nPING\r\n",
+            b"$\r\n",
+            b"$4\nPING\r\n",
+            b"$4\r\nPINGxx\r\n",
+            b"$4\r\nPING\n",
+            b"PING\r\n",
+            b"$101\r\n",                 // over max_bulk
+            b"$0000001\r\n",             // a line over max_line
+            b"$1234567890123456789\r\n", // 19 digits
+        ];
+        for case in cases {
+            assert_eq!(found(case, 1, &config), (0, vec![]), "{case:?}");
+            for next in [&b"*1\r\n"[..], b"*01\r\n", b"*0\r\n", b"*-1\r\n"] {
+                let mut input = ping.clone();
+                input.extend_from_slice(next);
+                input.extend_from_slice(case);
+                assert_eq!(
+                    found(&input, 1, &config),
+                    (ping.len(), vec![vec![&b"PING"[..]]])
+                );
+            }
+        }
+        // A value of BIG_VALUE bytes or more keeps its own frame (and its
+        // own allocation when stored).
+        let big = vec![b'v'; BIG_VALUE];
+        let input = after_count_line(&[b"SET", b"key", &big]);
+        assert_eq!(found(&input, 3, &Config::default()).0, 0);
+        let input = after_count_line(&[b"SET", b"key", &big[1..]]);
+        assert_eq!(found(&input, 3, &Config::default()).0, input.len());
+    }
+
+    async fn start() -> TcpStream {
+        let listener = listen(0).unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener));
+        TcpStream::connect(address).await.unwrap()
+    }
+
+    async fn read_exactly(stream: &mut TcpStream, length: usize) -> Vec<u8> {
+        let mut reply = vec![0; length];
+        timeout(Duration::from_secs(5), stream.read_exact(&mut reply))
+            .await
+            .expect("the replies did not come")
+            .unwrap();
+        reply
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_replies_fill_the_output_goes_on_after_they_are_written() {
+        let mut stream = start().await;
+        let value = vec![b'v'; 10_000];
+        let mut request = resp(&[b"SET", b"key", &value]);
+        // 100 replies of 10 KB: the batch stops every 64 KiB of them.
+        for _ in 0..100 {
+            request.extend(resp(&[b"GET", b"key"]));
+        }
+        request.extend(resp(&[b"PING"]));
+        stream.write_all(&request).await.unwrap();
+        let mut one = b"$10000\r\n".to_vec();
+        one.extend_from_slice(&value);
+        one.extend_from_slice(b"\r\n");
+        let mut expected = b"+OK\r\n".to_vec();
+        for _ in 0..100 {
+            expected.extend_from_slice(&one);
+        }
+        expected.extend_from_slice(b"+PONG\r\n");
+        let reply = read_exactly(&mut stream, expected.len()).await;
+        assert!(reply == expected, "the replies differ");
+    }
+
+    #[tokio::test]
+    async fn batches_and_frames_alternate_in_one_pipeline() {
+        let mut stream = start().await;
+        let big = vec![b'b'; BIG_VALUE];
+        let mut request = resp(&[b"SET", b"a", b"1"]);
+        request.extend(resp(&[b"INCR", b"a"]));
+        request.extend(b"INCR a\r\n"); // inline
+        request.extend(resp(&[b"SET", b"big", &big])); // frames of its own
+        request.extend(b"*0\r\n"); // ignored
+        request.extend(resp(&[b"GET", b"a"]));
+        request.extend(resp(&[b"STRLEN", b"big"]));
+        request.extend(resp(&[b"QUIT"]));
+        request.extend(resp(&[b"PING"])); // never run
+        stream.write_all(&request).await.unwrap();
+        let expected = b"+OK\r\n:2\r\n:3\r\n+OK\r\n$1\r\n3\r\n:16384\r\n+OK\r\n";
+        assert_eq!(read_exactly(&mut stream, expected.len()).await, expected);
+        let mut rest = Vec::new();
+        timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("the connection was not closed")
+            .unwrap();
+        assert_eq!(rest, b"");
+    }
+}
