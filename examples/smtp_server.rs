@@ -43,7 +43,7 @@
 //!   (512 octets with it, RFC 5321 4.5.3.1.4). A longer line gets
 //!   `500 5.5.2 Error: line too long`: the codec's `FrameTooLong` is reported
 //!   once, the codec skips the rest of the line without buffering it, and the
-//!   session goes on with the next command.
+//!   connection goes on with the next command.
 //! * After `DATA` the channel streams (`set_streaming(true)`) and ends the
 //!   message at `\r\n.\r\n` set with `set_terminator_after(.., b"\r\n")`: the
 //!   command's own line ending counts as the line ending before the dot, so
@@ -74,7 +74,7 @@
 //!
 //! # Limits
 //!
-//! Each is answered and the session goes on, unless it says it closes:
+//! Each is answered and the connection goes on, unless it says it closes:
 //! unknown command (500), bad sequence (503), bad syntax in an address
 //! (501), an unknown `MAIL`/`RCPT` parameter (555), more than
 //! `--max-recipients` recipients (452), `SIZE=` over the limit (552 at
@@ -156,7 +156,7 @@ pub struct Config {
     /// The most recipients of one message: past it, 452. RFC 5321
     /// (4.5.3.1.8) asks for at least 100.
     pub max_recipients: usize,
-    /// After this many error replies in a session, 421 and close: a client
+    /// After this many error replies on a connection, 421 and close: a client
     /// that only sends garbage is not answered forever.
     pub max_errors: u32,
     /// How long the server waits for the next command or the next piece
@@ -242,7 +242,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>) -> io::Result<()>
     }
 }
 
-/// Runs one SMTP session over `io`, from the greeting to the close.
+/// Runs one SMTP conversation over `io`, from the greeting to the close.
 /// `client` is the peer's address, for the `Received:` field.
 pub async fn handle_connection<T>(
     io: T,
@@ -255,8 +255,8 @@ where
     let config = &server.config;
     let mut chat = Chat::with_codec(io, server.command_codec());
     chat.push(format!("220 {} ESMTP asynchat\r\n", config.hostname));
-    let mut session = Session::new(client);
-    match converse(&mut chat, &mut session, server).await? {
+    let mut conversation = Conversation::new(client);
+    match converse(&mut chat, &mut conversation, server).await? {
         Ending::Close => close(chat).await,
         Ending::Disconnected => Ok(()),
         Ending::StartTls => {
@@ -273,9 +273,9 @@ where
                 Ok(upgraded) => upgraded?,
                 Err(_) => return Ok(()), // no handshake: nobody to answer
             };
-            session.start_tls();
-            match converse(&mut chat, &mut session, server).await? {
-                // Under TLS, STARTTLS is refused, so it cannot end a session.
+            conversation.start_tls();
+            match converse(&mut chat, &mut conversation, server).await? {
+                // Under TLS, STARTTLS is refused, so it cannot end a conversation.
                 Ending::Close | Ending::StartTls => close(chat).await,
                 Ending::Disconnected => Ok(()),
             }
@@ -294,9 +294,9 @@ enum Ending {
     StartTls,
 }
 
-/// What the session knows of its client: RFC 5321's order of commands
+/// What the server knows of its client: RFC 5321's order of commands
 /// (4.1.4) is kept here.
-struct Session {
+struct Conversation {
     client: Option<IpAddr>,
     /// The `HELO`/`EHLO` argument; none until one is given, and again after
     /// STARTTLS.
@@ -304,7 +304,7 @@ struct Session {
     /// The transaction under way: from `MAIL` to the end of the message.
     transaction: Option<Transaction>,
     tls: bool,
-    /// Error replies so far (4xx and 5xx): at `max_errors`, the session
+    /// Error replies so far (4xx and 5xx): at `max_errors`, the connection
     /// closes.
     errors: u32,
 }
@@ -328,9 +328,9 @@ enum Next {
     Quit,
 }
 
-impl Session {
-    fn new(client: Option<IpAddr>) -> Session {
-        Session {
+impl Conversation {
+    fn new(client: Option<IpAddr>) -> Conversation {
+        Conversation {
             client,
             greeting: None,
             transaction: None,
@@ -608,10 +608,10 @@ impl Session {
         field
     }
 }
-/// Runs commands until the session ends or asks for STARTTLS.
+/// Runs commands until the conversation ends or asks for STARTTLS.
 async fn converse<T>(
     chat: &mut Chat<T>,
-    session: &mut Session,
+    conversation: &mut Conversation,
     server: &Server,
 ) -> Result<Ending, Error>
 where
@@ -622,16 +622,16 @@ where
         let next = match timeout(config.idle_timeout, chat.next()).await {
             Err(_) => {
                 let text = format!("4.4.2 {} Error: timeout exceeded", config.hostname);
-                session.reply(chat, 421, &text);
+                conversation.reply(chat, 421, &text);
                 return Ok(Ending::Close);
             }
             Ok(None) => return Ok(Ending::Disconnected),
-            Ok(Some(Ok(Frame::Complete(line)))) => session.command(&line, chat, server),
+            Ok(Some(Ok(Frame::Complete(line)))) => conversation.command(&line, chat, server),
             // The input ended in the middle of a line.
             Ok(Some(Ok(Frame::Partial(_)))) => return Ok(Ending::Disconnected),
             Ok(Some(Err(Error::FrameTooLong { .. }))) => {
                 // Answered now; the codec skips the rest of the line by itself.
-                session.reply(chat, 500, "5.5.2 Error: line too long");
+                conversation.reply(chat, 500, "5.5.2 Error: line too long");
                 Next::Continue
             }
             Ok(Some(Err(error))) => return Err(error),
@@ -639,16 +639,16 @@ where
         match next {
             Next::Continue => {}
             Next::Data => {
-                if let Some(ending) = receive_message(chat, session, server).await? {
+                if let Some(ending) = receive_message(chat, conversation, server).await? {
                     return Ok(ending);
                 }
             }
             Next::StartTls => return Ok(Ending::StartTls),
             Next::Quit => return Ok(Ending::Close),
         }
-        if session.errors >= config.max_errors {
+        if conversation.errors >= config.max_errors {
             let text = format!("4.7.0 {} Error: too many errors", config.hostname);
-            session.reply(chat, 421, &text);
+            conversation.reply(chat, 421, &text);
             return Ok(Ending::Close);
         }
     }
@@ -681,36 +681,36 @@ impl Sink {
 }
 
 /// Reads the message that follows an accepted `DATA`, stores it, and
-/// queues the reply. `Some(ending)` when the session ends on the way.
+/// queues the reply. `Some(ending)` when the conversation ends on the way.
 async fn receive_message<T>(
     chat: &mut Chat<T>,
-    session: &mut Session,
+    conversation: &mut Conversation,
     server: &Server,
 ) -> Result<Option<Ending>, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let config = &server.config;
-    let Some(transaction) = session.transaction.take() else {
+    let Some(transaction) = conversation.transaction.take() else {
         return Ok(None);
     };
     let id = MessageId::next();
     let mut sink = match &config.store {
         Store::Discard => Sink::Discard,
         Store::Maildir(maildir) => {
-            let trace = session.trace_fields(server, &id, &transaction);
+            let trace = conversation.trace_fields(server, &id, &transaction);
             let name = id.file_name(&config.hostname);
             match Delivery::create(maildir, &name, trace.as_bytes()).await {
                 Ok(delivery) => Sink::Maildir(Box::new(delivery)),
                 Err(error) => {
                     eprintln!("maildir: {error}");
-                    session.reply(chat, 451, "4.3.0 Error: queue file write error");
+                    conversation.reply(chat, 451, "4.3.0 Error: queue file write error");
                     return Ok(None);
                 }
             }
         }
     };
-    session.reply(chat, 354, "End data with <CR><LF>.<CR><LF>");
+    conversation.reply(chat, 354, "End data with <CR><LF>.<CR><LF>");
 
     // The message streams; `DATA`'s own CRLF counts as the line ending
     // before a first-line dot, so `.\r\n` at once is an empty message.
@@ -724,7 +724,7 @@ where
         let (chunk, complete) = match timeout(config.idle_timeout, chat.next()).await {
             Err(_) => {
                 let text = format!("4.4.2 {} Error: timeout exceeded", config.hostname);
-                session.reply(chat, 421, &text);
+                conversation.reply(chat, 421, &text);
                 return Ok(Some(Ending::Close)); // the sink's drop removes tmp/'s file
             }
             Ok(None) => return Ok(Some(Ending::Disconnected)),
@@ -755,7 +755,7 @@ where
 
     let stored = match sink {
         Sink::TooLarge => {
-            session.reply(chat, 552, "5.3.4 Error: message file too big");
+            conversation.reply(chat, 552, "5.3.4 Error: message file too big");
             return Ok(None);
         }
         Sink::Failed => Err(()),
@@ -769,9 +769,9 @@ where
             server.messages.fetch_add(1, Ordering::Relaxed);
             server.bytes.fetch_add(size, Ordering::Relaxed);
             let text = format!("2.0.0 Ok: queued as {}", id.queue_id());
-            session.reply(chat, 250, &text);
+            conversation.reply(chat, 250, &text);
         }
-        Err(()) => session.reply(chat, 451, "4.3.0 Error: queue file write error"),
+        Err(()) => conversation.reply(chat, 451, "4.3.0 Error: queue file write error"),
     }
     Ok(None)
 }

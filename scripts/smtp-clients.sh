@@ -2,9 +2,9 @@
 # Drives examples/smtp_server.rs (release build) with mail clients nobody
 # here wrote, and compares what the Maildir holds with what was sent, byte
 # for byte:
-#   Postfix's smtp-source   200 messages from 20 parallel sessions into the Maildir
+#   Postfix's smtp-source   200 messages from 20 parallel connections into the Maildir
 #   Python's smtplib        a plain message, lines starting with dots, starttls(),
-#                           a pipelined session, a large message (peak memory measured)
+#                           a pipelined transaction, a large message (peak memory measured)
 #   curl                    a normal and an empty message, and one over STARTTLS
 #   swaks                   a pipelined transaction, when swaks is installed
 #   nc                      commands ending in a bare LF (accepted), and a message
@@ -22,7 +22,7 @@
 #                    alternating order; the median of the rounds' ratios is printed
 #                    (default 3, or 1 with QUICK=1)
 #   RACE_MESSAGES    smtp-source -m for each server and round (default 20000, or 2000 with QUICK=1)
-#   RACE_SESSIONS    smtp-source -s (default 50)
+#   RACE_PARALLEL    smtp-source -s: connections at once (default 50)
 #   LARGE_MIB        the large message's size in MiB (default 100, or 10 with QUICK=1)
 #   CARGO_TARGET_DIR where cargo builds (default ./target)
 set -euo pipefail
@@ -39,7 +39,7 @@ else
   RACE_MESSAGES="${RACE_MESSAGES:-20000}"
   LARGE_MIB="${LARGE_MIB:-100}"
 fi
-RACE_SESSIONS="${RACE_SESSIONS:-50}"
+RACE_PARALLEL="${RACE_PARALLEL:-50}"
 
 failures=0
 ok() { printf 'ok   %s\n' "$*"; }
@@ -133,7 +133,7 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# The Python side: smtplib sessions, and the comparison of a stored message
+# The Python side: smtplib and a raw socket as clients, and the comparison of a stored message
 # with what was sent. A stored message is "Return-Path: <..>", a folded
 # "Received:" field, then the message as sent.
 cat >"$work/clients.py" <<'PY'
@@ -306,7 +306,7 @@ echo "listening on 127.0.0.1:$PORT, Maildir $maildir"
 server_pid="$SERVER_PID"
 mail_port="$PORT"
 
-# smtp-source: 200 messages, 20 sessions at once, one connection each.
+# smtp-source: 200 messages, 20 connections at once, one message each.
 before="$(count_new "$maildir")"
 out="$(timeout 60 smtp-source -s 20 -m 200 -l 4096 -c "127.0.0.1:$mail_port" 2>&1)" && status=0 || status=$?
 stored=$(($(count_new "$maildir") - before))
@@ -327,7 +327,7 @@ check "  each with its trace fields, head and body" [ "$bad" = 0 ]
 check "smtplib: a plain message, byte for byte" clients plain "$mail_port" "$maildir"
 check "smtplib: lines starting with dots, unstuffed byte for byte" clients dots "$mail_port" "$maildir"
 check "smtplib: starttls() then sendmail()" clients starttls "$mail_port" "$maildir"
-check "a pipelined session (Python socket): replies in order" clients pipelined "$mail_port" "$maildir"
+check "a pipelined transaction (Python socket): replies in order" clients pipelined "$mail_port" "$maildir"
 
 printf 'From: a@example.org\r\nTo: b@example.com\r\nSubject: curl\r\n\r\nHello from curl.\r\n.a dot\r\n' >"$work/curl.eml"
 CURL=(curl -sS --max-time 20 --mail-from a@example.org --mail-rcpt b@example.com)
@@ -390,7 +390,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-SOURCE=(smtp-source -s "$RACE_SESSIONS" -m "$RACE_MESSAGES" -l 4096 -d)
+SOURCE=(smtp-source -s "$RACE_PARALLEL" -m "$RACE_MESSAGES" -l 4096 -d)
 echo "${SOURCE[*]} 127.0.0.1:PORT, $RACE_ROUNDS round(s), alternating; $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')"
 # rate PORT: runs the load, prints messages/s (nothing if smtp-source failed).
 rate() {

@@ -596,8 +596,8 @@ impl AsyncWrite for SplitReads {
     }
 }
 
-/// Accepts one connection and runs the session on it, as `serve` would;
-/// the handle ends with the session.
+/// Accepts one connection and serves it, as `serve` would; the handle
+/// ends with the connection.
 async fn serve_one<T>(
     listener: &TcpListener,
     server: Arc<Server>,
@@ -620,10 +620,10 @@ async fn the_dot_lines_split_at_every_byte() {
     let address = listener.local_addr().unwrap();
     let envelope = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n";
     // An empty message, then one with stuffed dots, all in one write.
-    let session = format!(
+    let input = format!(
         "EHLO client.example\r\n{envelope}.\r\n{envelope}..one\r\n...\r\ntwo\r\n..\r\n.\r\nQUIT\r\n"
     );
-    for cut in 0..=session.len() {
+    for cut in 0..=input.len() {
         let client = TcpStream::connect(address);
         let (client, handle) = tokio::join!(
             client,
@@ -634,7 +634,7 @@ async fn the_dot_lines_split_at_every_byte() {
             })
         );
         let mut client = Client::new(client.unwrap());
-        client.send(&session).await;
+        client.send(&input).await;
         let mut codes = Vec::new();
         for _ in 0..10 {
             codes.push(client.reply().await.code);
@@ -648,10 +648,13 @@ async fn the_dot_lines_split_at_every_byte() {
         assert!(client.is_closed().await, "cut at {cut}");
         // The server waits for the client's close before it lets go.
         drop(client);
-        step("the session's end", handle).await.unwrap().unwrap();
+        step("the end of the conversation", handle)
+            .await
+            .unwrap()
+            .unwrap();
     }
     let bodies = maildir.bodies();
-    assert_eq!(bodies.len(), 2 * (session.len() + 1));
+    assert_eq!(bodies.len(), 2 * (input.len() + 1));
     for pair in bodies.chunks(2) {
         assert_eq!(pair, [&b""[..], b".one\r\n..\r\ntwo\r\n.\r\n"]);
     }
@@ -697,7 +700,7 @@ fn dates_as_rfc_5322_writes_them() {
 // Limits and bad input.
 
 #[tokio::test]
-async fn a_command_line_over_512_bytes_gets_500_and_the_session_goes_on() {
+async fn a_command_line_over_512_bytes_gets_500_and_the_connection_goes_on() {
     let running = start().await;
     let mut client = connect_ehlo(running.address).await;
     // 510 bytes and CRLF: 512 octets, the most RFC 5321 asks for.
@@ -850,7 +853,7 @@ async fn a_message_over_the_size_limit_gets_552_after_its_end_and_is_not_stored(
     let reply = client.reply().await;
     assert_eq!(reply.code, 552, "{reply:?}");
     assert!(running.maildir.tmp_is_empty());
-    // The session goes on.
+    // The connection goes on.
     let reply = client.deliver(b"small\r\n.\r\n").await;
     assert_eq!(reply.code, 250, "{reply:?}");
     assert_eq!(
@@ -961,7 +964,10 @@ async fn a_client_gone_in_the_middle_of_a_message_leaves_nothing() {
     client.send("a message that never ends\r\n").await;
     assert_eq!(maildir.names("tmp").len(), 1);
     drop(client);
-    step("the session's end", handle).await.unwrap().unwrap();
+    step("the end of the conversation", handle)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(maildir.tmp_is_empty());
     assert!(maildir.names("new").is_empty());
 }
@@ -1052,7 +1058,7 @@ async fn handshake(
 }
 
 #[tokio::test]
-async fn starttls_resets_the_session_and_is_offered_no_more() {
+async fn starttls_forgets_what_came_before_and_is_offered_no_more() {
     let (acceptor, connector) = tls();
     let running = start_with(|config| config.tls = Some(acceptor)).await;
     let mut client = connect_ehlo(running.address).await;
