@@ -39,7 +39,8 @@
 //!
 //! As in `smtpd`, the terminator follows the protocol's state:
 //!
-//! * Commands are whole frames of at most 510 bytes before the line ending
+//! * Commands are whole frames, ended by `Terminator::any_of(["\r\n", "\n"])`
+//!   (see "Line endings"), of at most 510 bytes before the line ending
 //!   (512 octets with it, RFC 5321 4.5.3.1.4). A longer line gets
 //!   `500 5.5.2 Error: line too long`: the codec's `FrameTooLong` is reported
 //!   once, the codec skips the rest of the line without buffering it, and the
@@ -65,8 +66,9 @@
 //! the choice of Postfix 3.9's default (`smtpd_forbid_bare_newline =
 //! normal`): a *command* may also end with a bare LF, and is handled as if
 //! it had ended with CRLF (what `printf 'EHLO x\nQUIT\n' | nc` sends gets
-//! its answers); a CR that is not followed by LF is a bad character in a
-//! command (500). A *message* only ends at `<CRLF>.<CRLF>`: `\n.\n`,
+//! its answers; where `\r\n` ends a line it wins over the `\n` in it, as
+//! the earlier-starting delimiter); a CR that is not followed by LF is a
+//! bad character in a command (500). A *message* only ends at `<CRLF>.<CRLF>`: `\n.\n`,
 //! `\r.\r`, `\n.\r\n` and `\r\n.\n` are message text, stored as they came, so
 //! a message cannot smuggle a second one past a server that reads those as
 //! an end ("SMTP smuggling", 2023). Lines inside a message are CRLF lines
