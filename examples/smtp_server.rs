@@ -55,10 +55,11 @@
 //! * Then whole command frames again, on the same buffered bytes.
 //!
 //! A message's last line ending is part of the terminator, so the server
-//! adds `\r\n` to a message that is not empty. One consequence: a message
-//! of a single empty line (`\r\n.\r\n` after `DATA`, which is what Python's
-//! `smtplib` sends for an empty message) and an empty message (`.\r\n`, what
-//! curl sends for an empty file) are both stored as an empty message.
+//! adds it back, unless `Chat::matched_delimiter` says the terminator began
+//! with `DATA`'s own line ending (it is then only `.\r\n`): a message of a
+//! single empty line (`\r\n.\r\n` after `DATA`, which is what Python's
+//! `smtplib` sends for an empty message) is stored as `\r\n`, an empty
+//! message (`.\r\n`, what curl sends for an empty file) as nothing.
 //!
 //! # Line endings
 //!
@@ -720,7 +721,6 @@ where
     chat.set_terminator_after(END_OF_DATA, Bytes::from_static(b"\r\n"));
     let mut unstuffer = DotUnstuffer::new();
     let mut pieces = Vec::new();
-    let mut empty = true;
     let mut size: u64 = 0;
     loop {
         let (chunk, complete) = match timeout(config.idle_timeout, chat.next()).await {
@@ -734,10 +734,10 @@ where
             Ok(Some(Ok(Frame::Complete(chunk)))) => (chunk, true),
             Ok(Some(Err(error))) => return Err(error),
         };
-        empty &= chunk.is_empty();
         unstuffer.unstuff(chunk, &mut pieces);
-        if complete && !empty {
-            // The last line's CRLF was the start of the terminator.
+        // The last line's CRLF was the start of the terminator, unless the
+        // terminator began with DATA's own CRLF: an empty message.
+        if complete && chat.matched_delimiter() == Some(END_OF_DATA) {
             pieces.push(Bytes::from_static(b"\r\n"));
         }
         for piece in pieces.drain(..) {

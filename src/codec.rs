@@ -158,6 +158,9 @@ enum Matched {
     Nothing,
     /// The searcher's delimiter of this index.
     Delimiter(usize),
+    /// The last `taken` bytes of the searcher's delimiter `index`: it
+    /// began in the bytes before the message.
+    Partly { index: usize, taken: usize },
     /// A delimiter of an earlier searcher: the codec's `earlier_match`.
     Earlier,
 }
@@ -555,6 +558,12 @@ impl TerminatorCodec {
     /// The delimiter that ended the last [`Frame::Complete`], or `None` when
     /// no delimiter did (it ended by a `Length`, or nothing was decoded
     /// yet). With [`Terminator::any_of`], this tells which one it was.
+    ///
+    /// After [`set_terminator_after`](Self::set_terminator_after), a
+    /// delimiter that began in the preceding bytes is reported as the part
+    /// of it that was in the input: `.\r\n` when `DATA\r\n.\r\n` ended
+    /// an empty block, so that it can be told from `DATA\r\n\r\n.\r\n`,
+    /// a block of one empty line, which ends with the whole `\r\n.\r\n`.
     /// Costs nothing: the codec records an index per frame.
     ///
     /// ```
@@ -574,6 +583,10 @@ impl TerminatorCodec {
         match &self.matched {
             Matched::Nothing => None,
             Matched::Delimiter(index) => Some(self.searcher.delimiter(*index)),
+            &Matched::Partly { index, taken } => {
+                let delimiter = self.searcher.delimiter(index);
+                Some(&delimiter[delimiter.len() - taken..])
+            }
             Matched::Earlier => Some(&self.earlier_match),
         }
     }
@@ -656,6 +669,7 @@ impl TerminatorCodec {
     ///
     /// codec.set_terminator_after("\r\n.\r\n", b"\r\n");
     /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("".into()))); // an empty message
+    /// assert_eq!(codec.matched_delimiter(), Some(&b".\r\n"[..])); // begun before it
     ///
     /// codec.set_terminator("\r\n");
     /// assert_eq!(codec.decode(&mut buffer)?, Some(Frame::Complete("QUIT".into())));
@@ -710,9 +724,11 @@ impl TerminatorCodec {
 
     #[cold]
     fn replace_searcher(&mut self, delimiters: &[Bytes]) {
-        if let Matched::Delimiter(index) = self.matched {
-            self.earlier_match = Bytes::copy_from_slice(self.searcher.delimiter(index));
-            self.matched = Matched::Earlier;
+        if let Some(delimiter) = self.matched_delimiter() {
+            if !matches!(self.matched, Matched::Earlier) {
+                self.earlier_match = Bytes::copy_from_slice(delimiter);
+                self.matched = Matched::Earlier;
+            }
         }
         self.searcher = Searcher::new(delimiters);
     }
@@ -972,7 +988,10 @@ impl TerminatorCodec {
                         Some(Some((consumed, index))) => {
                             buffer.advance(consumed);
                             self.state = State::Delimited { next_index: 0 };
-                            self.matched = Matched::Delimiter(index);
+                            self.matched = Matched::Partly {
+                                index,
+                                taken: consumed,
+                            };
                             return Ok(Some(Frame::Complete(Bytes::new())));
                         }
                         // An ordinary message: search it as such.

@@ -162,9 +162,11 @@ fn rule(delimiters: &[Bytes], data: &[u8], preceding: &[u8]) -> Outcome {
             break;
         };
         let length = start.saturating_sub(context.len());
+        // Of a delimiter begun in the preceding bytes, its part in the input.
+        let in_input = &delimiter[context.len().saturating_sub(start)..];
         messages.push((
             Bytes::copy_from_slice(&data[position..position + length]),
-            Some(Bytes::copy_from_slice(delimiter)),
+            Some(Bytes::copy_from_slice(in_input)),
         ));
         position += start + delimiter.len() - context.len();
         context = &[];
@@ -805,10 +807,10 @@ fn preceding_longer_than_the_delimiter() {
         assert_eq!(
             decode_all(&mut codec, b".\r\nQUIT\r\n"),
             vec![
-                complete("", "\r\n.\r\n"),
+                complete("", ".\r\n"),
                 (
                     Frame::Partial("QUIT\r\n".into()),
-                    Some(Bytes::from_static(b"\r\n.\r\n"))
+                    Some(Bytes::from_static(b".\r\n"))
                 ),
             ],
             "preceding {preceding:?}"

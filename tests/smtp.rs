@@ -402,7 +402,7 @@ async fn an_empty_message() {
     let reply = client.deliver(b"\r\n.\r\n").await;
     assert_eq!(reply.code, 250, "{reply:?}");
     client.command("NOOP", 250).await;
-    assert_eq!(running.maildir.bodies(), [b"", b""]);
+    assert_eq!(running.maildir.bodies(), [&b""[..], b"\r\n"]);
 }
 
 #[tokio::test]
