@@ -61,6 +61,22 @@
 //! arguments of a RESP command are `Bytes` that were never copied (those of
 //! an inline command are, as quotes and escapes rewrite them).
 //!
+//! # Batches: whole commands in one frame
+//!
+//! A frame and a switch of terminator per header and per argument cost
+//! more than the command itself (a `SET` is seven frames and six switches:
+//! about 2,400 of its 4,300 instructions). So when the `*` line of a
+//! command comes, the bytes already read behind it are looked at
+//! (`Chat::buffered_input`): if they hold the rest of the command, and
+//! perhaps whole commands after it, all of them are taken as one frame,
+//! `Terminator::Length` of their total, and run one after the other, the
+//! arguments being slices of that frame. A pipeline of sixteen `SET`s
+//! from one read is then two frames. Only plain RESP goes into a batch:
+//! counts of digits alone (no sign, no leading zero), lines ending in
+//! `\r\n` within the line limit, values shorter than 16 KiB; the first
+//! command that is not so, or not whole yet, ends the batch and comes
+//! through the frames of lines and bulk strings, which answer it as below.
+//!
 //! Malformed input (a bad `*` or `$` length, a negative or garbage one, a
 //! missing `$`, a line over the limit, unbalanced quotes) gets
 //! `-ERR Protocol error: ...` and the connection is closed once the reply
@@ -72,10 +88,22 @@
 //! A connection's frames are handled synchronously, one after another, in
 //! one poll of the `Chat`; the replies are written into one `BytesMut` and
 //! pushed only when the `Chat` has no whole frame left and would wait for
-//! the socket (one `Bytes`, one write for a whole pipeline). Large values go
-//! out as the stored `Bytes`, not copied. Once 64 KiB of output is queued
-//! the connection writes it out before reading on: a client that pipelines
-//! without reading stalls instead of growing the server's memory.
+//! the socket (one `Bytes`, one write for a whole pipeline: with
+//! `redis-benchmark -P 16`, one `read` and one `writev` per sixteen
+//! commands, as redis-server makes). Large values go out as the stored
+//! `Bytes`, not copied. Once 64 KiB of replies gather, even in the middle
+//! of a batch, the connection writes them out before running or reading
+//! on: a client that pipelines without reading stalls instead of growing
+//! the server's memory.
+//!
+//! # Performance
+//!
+//! On one thread, against redis-server 7.0 on its one thread
+//! (`redis-benchmark -t set,get -n 1000000 -P 16 -c 50`,
+//! `scripts/race.sh`): a `SET` costs 1,500 instructions here and 4,600
+//! in redis-server (callgrind, user space), a `GET` 1,000 against 3,000;
+//! both make the same system calls. Throughput and latency depend on the
+//! machine: `scripts/race.sh` measures them side by side.
 //!
 //! # The store
 //!
