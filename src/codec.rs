@@ -91,8 +91,9 @@ pub struct TerminatorCodec {
     /// `None` is in force: protocols that switch from a delimiter to a count
     /// and back (HTTP, RESP) then build each delimiter's searcher once. It
     /// lives outside [`State`] so that switching terminators moves a few
-    /// words, not a searcher. Before any delimiter is set it searches for
-    /// `\n`, which no state consults.
+    /// words, not a searcher. Before any delimiter is set it is a search
+    /// for `\n` that no state uses: the first delimiter set replaces it,
+    /// or, being `\n`, keeps it.
     searcher: Searcher,
     /// What ended the last [`Frame::Complete`].
     matched: Matched,
