@@ -101,7 +101,7 @@
 //! On one thread, against redis-server 7.0 on its one thread
 //! (`redis-benchmark -t set,get -n 1000000 -P 16 -c 50`,
 //! `scripts/race.sh`): a `SET` costs 1,500 instructions here and 4,600
-//! in redis-server (callgrind, user space), a `GET` 1,000 against 3,000;
+//! in redis-server (callgrind, user space), a `GET` 1,300 against 3,400;
 //! both make the same system calls. Throughput and latency depend on the
 //! machine: `scripts/race.sh` measures them side by side.
 //!
