@@ -1645,8 +1645,10 @@ impl<'a> Harness<'a> {
                 }
             }
             Error::Io(error) => {
-                if self.ending.is_some() {
-                    self.fail(format!("{half:?}: a second error, {error}"));
+                if self.ended_output() {
+                    self.fail(format!(
+                        "{half:?}: an error after the output ended: {error}"
+                    ));
                 }
                 let io = self.io();
                 let expected = match error.kind() {
@@ -1660,11 +1662,13 @@ impl<'a> Harness<'a> {
                 if !expected {
                     self.fail(format!("{half:?}: an IO error nobody caused: {error}"));
                 }
-                self.ending = Some(Ending::Failed);
+                self.ending.get_or_insert(Ending::Failed);
             }
             Error::Producer(error) => {
-                if self.ending.is_some() {
-                    self.fail(format!("{half:?}: a second error, producer {error}"));
+                if self.ended_output() {
+                    self.fail(format!(
+                        "{half:?}: an error after the output ended: producer {error}"
+                    ));
                 }
                 let Some(failure_at) = self.output.failure_at else {
                     self.fail(format!(
@@ -1681,13 +1685,22 @@ impl<'a> Harness<'a> {
                         "{half:?}: the producer's error came after {written} bytes, not all {failure_at} before it"
                     ));
                 }
-                self.ending = Some(Ending::Failed);
+                self.ending.get_or_insert(Ending::Failed);
             }
             Error::FrameTooLong { limit } => self.fail(format!(
                 "{half:?}: FrameTooLong (limit {limit}) on short input"
             )),
             other => self.fail(format!("{half:?}: an unknown error {other}")),
         }
+    }
+
+    /// Whether output can no longer fail: it was shut down, or an error
+    /// ended the channel. (After the end of input it is still open.)
+    fn ended_output(&self) -> bool {
+        matches!(
+            self.ending,
+            Some(Ending::Closed | Ending::Failed | Ending::Gone)
+        )
     }
 
     fn check_stream_end(&mut self) {
@@ -2544,6 +2557,17 @@ mod tests {
             count += 1;
         }
         assert!(count >= seeds().len(), "{count} inputs in {directory}");
+    }
+
+    /// `CHAT_REPLAY=<file>`: prints a fuzz input's case and runs it.
+    #[test]
+    fn replay() {
+        let Some(path) = std::env::var_os("CHAT_REPLAY") else {
+            return;
+        };
+        let case = ChatCase::parse(&std::fs::read(path).unwrap());
+        eprintln!("{case:#?}");
+        eprintln!("{:?}", run_case(&case));
     }
 
     #[test]
