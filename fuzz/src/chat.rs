@@ -1599,7 +1599,7 @@ impl<'a> Harness<'a> {
                 self.input.position = after;
             }
             Frame::Complete(bytes) => match end {
-                MessageEnd::Delimited { start, end, index } => {
+                MessageEnd::Delimited { start, end, .. } => {
                     if bytes.len() != start - position.min(start)
                         || bytes[..] != *expect("a Complete", bytes.len())
                     {
@@ -1609,7 +1609,9 @@ impl<'a> Harness<'a> {
                         ));
                     }
                     self.input.position = end;
-                    self.input.matched = Some(self.input.delimiters[index].clone());
+                    // What of the delimiter was in the input: all of it, or
+                    // its end when it began in the preceding bytes.
+                    self.input.matched = Some(input[start..end].to_vec());
                     let terminator = self.input.terminator.clone();
                     self.input.set(&terminator, &[]);
                 }
