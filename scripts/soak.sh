@@ -10,18 +10,23 @@
 #
 # Environment: CLIENTS (default 2000 connections in all, a third per server),
 # SOAK_THINK_MS (the mean pause between a session's commands, default 1500),
-# MAX_GROWTH_PERCENT (default 5), CARGO_TARGET_DIR.
+# MAX_GROWTH_PERCENT (default 5), MAX_PEAK_MIB (default 128), SOAK_KEEP=1 (keep the logs, the samples and
+# the Maildir, and print where), CARGO_TARGET_DIR.
 #
 # Each server's resident memory (VmRSS) is sampled every second. Checks, one
 # line per server (ok or FAIL, with the figures):
 #   - memory: the median of the last 10 samples of the load is at most
 #     MAX_GROWTH_PERCENT above the median of the 10 after the warm-up (the
-#     first minute, or the first third of a shorter run);
+#     first minute, or the first third of a shorter run); and the peak is at
+#     most MAX_PEAK_MIB: memory filled within the first minute and kept (a
+#     queue that grows while a client does not read) shows only there;
 #   - no panic in its log;
 #   - every valid session's result correct (mail stored byte for byte, values
 #     read back, digests equal), and no hostile session left hanging;
 #   - its open file descriptors back to their number before the load, within
-#     30 s of the last client leaving.
+#     30 s of the last client leaving;
+#   - for SMTP, every accepted message in the Maildir byte for byte, none of
+#     the messages cut off by a reset or a half-close, nothing left in tmp/.
 # Exits non-zero if any check failed. Servers run on free ports and are killed
 # by PID at exit; every wait is bounded.
 set -euo pipefail
@@ -40,6 +45,7 @@ if [[ -z $duration ]]; then
 fi
 clients=${CLIENTS:-2000}
 max_growth=${MAX_GROWTH_PERCENT:-5}
+max_peak_mib=${MAX_PEAK_MIB:-128}
 if (( duration < 30 )); then
     echo "soak.sh: at least 30 seconds, to have a warm-up and two windows of samples" >&2
     exit 2
@@ -67,7 +73,11 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$work"
+    if [[ ${SOAK_KEEP:-0} == 1 ]]; then
+        echo "soak.sh: logs, samples (rss-*) and the Maildir kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
 }
 trap cleanup EXIT
 
@@ -184,6 +194,7 @@ for name in "${servers[@]}"; do
     hostile_failed=$(sed -n 's/.*hostile_failed=\([0-9?]*\).*/\1/p' <<<"$tally")
     problems=()
     awk -v g="$growth" -v m="$max_growth" 'BEGIN { exit !(g > m) }' && problems+=("memory grew ${growth}%")
+    (( peak_kib <= max_peak_mib * 1024 )) || problems+=("peak over ${max_peak_mib} MiB")
     (( panics == 0 )) || problems+=("$panics panic lines in its log")
     [[ $valid_failed == 0 && $valid_ok != 0 ]] || problems+=("valid sessions failed")
     [[ $hostile_failed == 0 ]] || problems+=("hostile sessions hung or went wrong")
@@ -198,10 +209,11 @@ for name in "${servers[@]}"; do
 done
 
 maildir=$(grep '^maildir' "$work/client.out" || echo "maildir: no report")
-if [[ $maildir == "maildir ok"* ]]; then
-    ok "smtp_server $maildir"
+left=$(find "$work/Maildir/tmp" -type f 2>/dev/null | wc -l)
+if [[ $maildir == "maildir ok"* ]] && (( left == 0 )); then
+    ok "smtp_server $maildir; nothing left in tmp/"
 else
-    fail "smtp_server $maildir"
+    fail "smtp_server $maildir; $left files left in tmp/"
 fi
 if (( client_status != 0 )) && (( failures == 0 )); then
     fail "soak_client exited with $client_status"
