@@ -279,6 +279,7 @@ for entry in "${other[@]}"; do
   IFS='|' read -r name ours theirs ratio _ <<<"$entry"
   if [ -n "$ratio" ]; then
     printf '%-10s %-28s %-40s %6.2fx %14s\n' "$name" "$ours" "$theirs" "$ratio" "-"
+    echo "$name $ratio -" >>"$work/ratios.txt"
   else
     printf '%-10s %s\n' "$name" "$ours"
   fi
@@ -287,11 +288,11 @@ done
 # The targets, only when asked for.
 while read -r label ratio latency_ratio; do
   if [ -n "$MIN_RATIO" ]; then
-    check "$label: throughput ratio ${ratio} at least $MIN_RATIO" \
+    check "$label: throughput ratio $(printf '%.2f' "$ratio")x, target at least ${MIN_RATIO}x" \
       awk -v x="$ratio" -v m="$MIN_RATIO" 'BEGIN { exit !(x >= m) }'
   fi
-  if [ -n "$MAX_LATENCY_RATIO" ]; then
-    check "$label: p50 latency ratio ${latency_ratio} at most $MAX_LATENCY_RATIO" \
+  if [ -n "$MAX_LATENCY_RATIO" ] && [ "$latency_ratio" != - ]; then
+    check "$label: p50 latency ratio $(printf '%.2f' "$latency_ratio")x, target at most ${MAX_LATENCY_RATIO}x" \
       awk -v x="$latency_ratio" -v m="$MAX_LATENCY_RATIO" 'BEGIN { exit !(x <= m) }'
   fi
 done <"$work/ratios.txt"
