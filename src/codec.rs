@@ -277,6 +277,16 @@ impl Searcher {
         }
     }
 
+    /// Whether this searcher searches for `delimiter` alone.
+    #[inline]
+    fn is_only(&self, delimiter: &[u8]) -> bool {
+        match self {
+            Searcher::Byte(byte) => delimiter == [*byte],
+            Searcher::Bytes(finder) => finder.needle() == delimiter,
+            Searcher::Set(_) => false,
+        }
+    }
+
     /// The delimiter of this index (0 for a single delimiter).
     #[inline]
     fn delimiter(&self, index: usize) -> &[u8] {
@@ -627,6 +637,15 @@ impl TerminatorCodec {
                 self.state = State::Counted { remaining: length };
                 self.terminator = Terminator::Length(length);
             }
+            // And the switch back to the delimiter in force before it.
+            Terminator::Delimiter(delimiter)
+                if !self.is_skipping()
+                    && self.preceding.is_empty()
+                    && self.searcher.is_only(&delimiter) =>
+            {
+                self.state = State::Delimited { next_index: 0 };
+                self.terminator = Terminator::Delimiter(delimiter);
+            }
             terminator => self.set_terminator_after(terminator, []),
         }
     }
@@ -785,8 +804,12 @@ impl TerminatorCodec {
     fn complete_delimited(&mut self, buffer: &mut BytesMut, start: usize, index: usize) -> Frame {
         self.state = State::Delimited { next_index: 0 };
         self.matched = Matched::Delimiter(index);
-        let message = buffer.split_to(start).freeze();
-        buffer.advance(self.searcher.delimiter(index).len());
+        // One split through the delimiter, then the delimiter cut off the
+        // frame: cheaper than a split and an advance of the buffer.
+        let mut message = buffer
+            .split_to(start + self.searcher.delimiter(index).len())
+            .freeze();
+        message.truncate(start);
         Frame::Complete(message)
     }
 }
