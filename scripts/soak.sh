@@ -17,8 +17,9 @@
 # Each server's resident memory (VmRSS) is sampled every second. Checks, one
 # line per server (ok or FAIL, with the figures):
 #   - memory: the median of the last 10 samples of the load is at most
-#     MAX_GROWTH_PERCENT above the median of the 10 after the warm-up (the
-#     first minute, or the first third of a shorter run), or at most
+#     MAX_GROWTH_PERCENT above the median of the 10 after the first minute
+#     (judged in runs of 120 s or more; reported over the second half of a
+#     shorter one), or at most
 #     GROWTH_NOISE_KIB above it (a short run's allocator warm-up on a server
 #     of a few MiB: a rare large value sets a new high-water mark); and the
 #     peak is at most MAX_PEAK_MIB: memory filled within the first minute
@@ -51,11 +52,16 @@ clients=${CLIENTS:-2000}
 max_growth=${MAX_GROWTH_PERCENT:-5}
 max_peak_mib=${MAX_PEAK_MIB:-128}
 growth_noise_kib=${GROWTH_NOISE_KIB:-1024}
-if (( duration < 30 )); then
-    echo "soak.sh: at least 30 seconds, to have a warm-up and two windows of samples" >&2
+if (( duration < 40 )); then
+    echo "soak.sh: at least 40 seconds, for a warm-up and two windows of samples" >&2
     exit 2
 fi
-warmup=$(( duration / 3 < 60 ? duration / 3 : 60 ))
+# The servers' memory climbs for about a minute (allocator high-water marks,
+# the cache's table) and then stays level: growth is judged after the first
+# minute, in runs of 120 s or more. A shorter run (CI's 60 s) reports the
+# growth over its second half and judges only the peak.
+warmup=$(( duration / 2 < 60 ? duration / 2 : 60 ))
+judge_growth=$(( duration >= 120 ))
 
 # Each server holds a descriptor per connection, the client one per session.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -198,10 +204,11 @@ for name in "${servers[@]}"; do
     hostile=$(sed -n 's/.* hostile=\([0-9?]*\).*/\1/p' <<<"$tally")
     hostile_failed=$(sed -n 's/.*hostile_failed=\([0-9?]*\).*/\1/p' <<<"$tally")
     problems=()
-    if awk -v g="$growth" -v m="$max_growth" 'BEGIN { exit !(g > m) }' &&
+    if (( judge_growth )) && awk -v g="$growth" -v m="$max_growth" 'BEGIN { exit !(g > m) }' &&
         (( end_kib - start_kib > growth_noise_kib )); then
         problems+=("memory grew ${growth}%")
     fi
+    (( judge_growth )) || growth="$growth, not judged under 120 s"
     (( peak_kib <= max_peak_mib * 1024 )) || problems+=("peak over ${max_peak_mib} MiB")
     (( panics == 0 )) || problems+=("$panics panic lines in its log")
     [[ $valid_failed == 0 && $valid_ok != 0 ]] || problems+=("valid sessions failed")
