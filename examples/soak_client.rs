@@ -1,6 +1,6 @@
 //! The client of `scripts/soak.sh`: thousands of concurrent connections to
 //! the SMTP, HTTP and memcached examples at once, for a set time, mixing
-//! valid sessions, whose every result is checked, with hostile ones.
+//! valid conversations, whose every result is checked, with hostile ones.
 //!
 //! ```text
 //! cargo run --release --example soak_client -- certificate DIR
@@ -13,13 +13,13 @@
 //! and this client's trust.
 //!
 //! The run: `--clients` slots, a third for each server, each opening one
-//! session after the other until `--seconds` have passed; then every
-//! session in flight ends, and the messages the SMTP server stored in
-//! `--maildir` are checked against those it accepted. Within a session the
+//! conversation after the other until `--seconds` have passed; then every
+//! conversation in flight ends, and the messages the SMTP server stored in
+//! `--maildir` are checked against those it accepted. Within a conversation the
 //! client thinks between commands (`$SOAK_THINK_MS`, mean 1500 ms), so that
 //! the connections stay open and the load stays modest.
 //!
-//! Valid sessions, whose every reply is checked:
+//! Valid conversations, whose every reply is checked:
 //!
 //! * SMTP: a message with dot lines, stored byte for byte (checked in the
 //!   Maildir at the end); pipelined; after STARTTLS; one byte every 100 ms.
@@ -29,7 +29,7 @@
 //! * memcached: `set`, `get`, `append`, `gets`, `cas`, `incr`, `delete`,
 //!   each value read back; pipelined; one byte every 100 ms.
 //!
-//! Hostile sessions, whose outcome is recorded (one that never comes, a
+//! Hostile conversations, whose outcome is recorded (one that never comes, a
 //! hang, is a failure): a reset in the middle of a message; a half-close in
 //! the middle of a message; an overlong line; garbage; an abandoned TLS
 //! handshake (after STARTTLS for SMTP, a ClientHello to the plaintext port
@@ -37,8 +37,8 @@
 //!
 //! Output: a line per server (`server NAME valid_ok=.. valid_failed=..
 //! hostile=.. hostile_failed=..`), a line per case and outcome, and the
-//! first failures. Exits with 1 if a valid session or a stored message was
-//! wrong, or a hostile session hung.
+//! first failures. Exits with 1 if a valid conversation or a stored message was
+//! wrong, or a hostile conversation hung.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -65,12 +65,12 @@ use tokio_rustls::{
     TlsConnector,
 };
 
-/// The bound of one read, write or connect of a session.
+/// The bound of one read, write or connect of a conversation.
 const STEP: Duration = Duration::from_secs(30);
 
-/// The bound of a whole session: the slowest, one byte every 100 ms, take
+/// The bound of a whole conversation: the slowest, one byte every 100 ms, take
 /// about 10 s.
-const SESSION: Duration = Duration::from_secs(150);
+const CONVERSATION: Duration = Duration::from_secs(150);
 
 /// The pause between the bytes of a slow client.
 const SLOW: Duration = Duration::from_millis(100);
@@ -143,7 +143,7 @@ impl Case {
         )
     }
 
-    /// A case for the next session, in these proportions: valid sessions
+    /// A case for the next conversation, in these proportions: valid conversations
     /// about two thirds, slow ones rare (each holds its slot for seconds).
     fn pick(protocol: Protocol, random: &mut Random) -> Case {
         match random.below(100) {
@@ -162,7 +162,7 @@ impl Case {
     }
 }
 
-/// What one session came to: for a valid one, `Ok` or what was wrong; for
+/// What one conversation came to: for a valid one, `Ok` or what was wrong; for
 /// a hostile one, what the server did, or (`Err`) a failure.
 type Outcome = Result<&'static str, String>;
 
@@ -248,7 +248,7 @@ struct Setup {
     tls: TlsConnector,
     /// The first bytes a TLS client sends: a ClientHello.
     client_hello: Vec<u8>,
-    /// The mean pause between the commands of a session.
+    /// The mean pause between the commands of a conversation.
     think: Duration,
     results: Results,
 }
@@ -290,7 +290,7 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// A session's connection: buffered reads, writes as they are.
+/// A conversation's connection: buffered reads, writes as they are.
 struct Line<S> {
     io: BufReader<S>,
 }
@@ -469,7 +469,12 @@ async fn smtp_transaction<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn smtp_session(setup: &Setup, case: Case, token: String, random: &mut Random) -> Outcome {
+async fn smtp_conversation(
+    setup: &Setup,
+    case: Case,
+    token: String,
+    random: &mut Random,
+) -> Outcome {
     let stream = connect(setup.smtp).await?;
     let mut line = Line::new(stream);
     smtp_reply(&mut line, "220", "connecting").await?;
@@ -611,7 +616,7 @@ async fn smtp_session(setup: &Setup, case: Case, token: String, random: &mut Ran
             line.send("QUIT\r\n").await?;
             smtp_reply(&mut line, "221", "QUIT").await?;
             line.expect_end("QUIT").await?;
-            Ok("500 line too long, the session went on")
+            Ok("500 line too long, the conversation went on")
         }
         Case::AbandonedTls => {
             line.send("STARTTLS\r\n").await?;
@@ -863,7 +868,7 @@ async fn http_refusal(line: &mut Line<TcpStream>, expected: &[u16]) -> Outcome {
     }
 }
 
-async fn http_session(setup: &Setup, case: Case, slot: usize, random: &mut Random) -> Outcome {
+async fn http_conversation(setup: &Setup, case: Case, slot: usize, random: &mut Random) -> Outcome {
     let stream = connect(setup.http).await?;
     let mut line = Line::new(stream);
     match case {
@@ -1003,7 +1008,12 @@ async fn memcached_value(
     })
 }
 
-async fn memcached_session(setup: &Setup, case: Case, slot: usize, random: &mut Random) -> Outcome {
+async fn memcached_conversation(
+    setup: &Setup,
+    case: Case,
+    slot: usize,
+    random: &mut Random,
+) -> Outcome {
     let stream = connect(setup.memcached).await?;
     let mut line = Line::new(stream);
     let key = format!("soak:{slot}");
@@ -1110,7 +1120,7 @@ async fn memcached_session(setup: &Setup, case: Case, slot: usize, random: &mut 
                 .await?;
             line.expect("VERSION", "version after an overlong line")
                 .await?;
-            Ok("CLIENT_ERROR, the session went on")
+            Ok("CLIENT_ERROR, the conversation went on")
         }
         Case::Garbage => {
             // No line ending in it, so that no length it might hold starts a
@@ -1131,7 +1141,7 @@ async fn memcached_session(setup: &Setup, case: Case, slot: usize, random: &mut 
             let reply = line.line().await?;
             line.expect("VERSION", "version after garbage").await?;
             if reply.contains("ERROR") {
-                Ok("an error, the session went on")
+                Ok("an error, the conversation went on")
             } else {
                 Err(format!("garbage answered {reply:?}"))
             }
@@ -1164,34 +1174,38 @@ async fn memcached_session(setup: &Setup, case: Case, slot: usize, random: &mut 
 // ---------------------------------------------------------------------------
 // The run.
 
-/// One slot: sessions one after the other until `deadline`.
+/// One slot: conversations one after the other until `deadline`.
 async fn slot(setup: Arc<Setup>, number: usize, deadline: Instant) {
     let mut random = Random::new(number as u64 + 1);
     let protocol = [Protocol::Smtp, Protocol::Http, Protocol::Memcached][number % 3];
     // Spread the first connections over a few seconds.
     sleep(Duration::from_millis(random.below(3000))).await;
-    let mut sessions = 0;
+    let mut conversations = 0;
     while Instant::now() < deadline {
         let case = Case::pick(protocol, &mut random);
-        let token = format!("s{number}x{sessions}");
-        let mut session_random = Random::new(random.next());
+        let token = format!("s{number}x{conversations}");
+        let mut conversation_random = Random::new(random.next());
         let run = async {
             match protocol {
-                Protocol::Smtp => smtp_session(&setup, case, token, &mut session_random).await,
-                Protocol::Http => http_session(&setup, case, number, &mut session_random).await,
+                Protocol::Smtp => {
+                    smtp_conversation(&setup, case, token, &mut conversation_random).await
+                }
+                Protocol::Http => {
+                    http_conversation(&setup, case, number, &mut conversation_random).await
+                }
                 Protocol::Memcached => {
-                    memcached_session(&setup, case, number, &mut session_random).await
+                    memcached_conversation(&setup, case, number, &mut conversation_random).await
                 }
             }
         };
-        let outcome = match timeout(SESSION, run).await {
+        let outcome = match timeout(CONVERSATION, run).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!("the session took over {SESSION:?}")),
+            Err(_) => Err(format!("the conversation took over {CONVERSATION:?}")),
         };
-        let outcome =
-            outcome.map_err(|failure| format!("slot {number}, session {sessions}: {failure}"));
+        let outcome = outcome
+            .map_err(|failure| format!("slot {number}, conversation {conversations}: {failure}"));
         setup.results.record(protocol, case, outcome);
-        sessions += 1;
+        conversations += 1;
         sleep(Duration::from_millis(random.below(200))).await;
     }
 }

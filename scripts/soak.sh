@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Soak: the SMTP, HTTP and memcached examples at once under thousands of
 # concurrent clients (examples/soak_client.rs) for a set time, on loopback,
-# mixing valid sessions with hostile ones: resets in the middle of a message,
-# half-closes, one byte every 100 ms, overlong lines, garbage, abandoned TLS
-# handshakes, clients that never read.
+# mixing valid conversations with hostile ones: resets in the middle of a
+# message, half-closes, one byte every 100 ms, overlong lines, garbage,
+# abandoned TLS handshakes, clients that never read.
 #
 #   scripts/soak.sh [SECONDS]        # default 600; SECONDS=60 scripts/soak.sh works too
 #   CLIENTS=500 scripts/soak.sh 120
 #
 # Environment: CLIENTS (default 2000 connections in all, a third per server),
-# SOAK_THINK_MS (the mean pause between a session's commands, default 1500),
+# SOAK_THINK_MS (the mean pause between a conversation's commands, default
+# 1500),
 # MAX_GROWTH_PERCENT (default 5), GROWTH_NOISE_KIB (default 1024),
 # MAX_PEAK_MIB (default 128), SOAK_KEEP=1 (keep the logs, the samples and
 # the Maildir, and print where), CARGO_TARGET_DIR.
@@ -26,8 +27,8 @@
 #     and kept (a queue that grows while a client does not read) shows only
 #     there;
 #   - no panic in its log;
-#   - every valid session's result correct (mail stored byte for byte, values
-#     read back, digests equal), and no hostile session left hanging;
+#   - every valid conversation's result correct (mail stored byte for byte, values
+#     read back, digests equal), and no hostile conversation left hanging;
 #   - its open file descriptors back to their number before the load, within
 #     30 s of the last client leaving;
 #   - for SMTP, every accepted message in the Maildir byte for byte, none of
@@ -63,7 +64,7 @@ fi
 warmup=$(( duration / 2 < 60 ? duration / 2 : 60 ))
 judge_growth=$(( duration >= 120 ))
 
-# Each server holds a descriptor per connection, the client one per session.
+# Each server holds a descriptor per connection, the client one per conversation.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if (( $(ulimit -n) < clients + 256 )); then
     echo "soak.sh: the open-file limit $(ulimit -n) is too low for $clients clients" >&2
@@ -192,7 +193,7 @@ for name in "${servers[@]}"; do
     protocol=${name%_server}
     samples=$(wc -l <"$work/rss-$name")
     start_kib=$(median "$work/rss-$name" $(( warmup + 1 )) 10)
-    # The last 10 s of the load, not the sessions' wind-down after it.
+    # The last 10 s of the load, not the conversations' wind-down after it.
     last=$(( samples < duration ? samples : duration ))
     end_kib=$(median "$work/rss-$name" $(( last - 9 )) 10)
     peak_kib=$(sort -n "$work/rss-$name" | tail -1)
@@ -211,10 +212,10 @@ for name in "${servers[@]}"; do
     (( judge_growth )) || growth="$growth, not judged under 120 s"
     (( peak_kib <= max_peak_mib * 1024 )) || problems+=("peak over ${max_peak_mib} MiB")
     (( panics == 0 )) || problems+=("$panics panic lines in its log")
-    [[ $valid_failed == 0 && $valid_ok != 0 ]] || problems+=("valid sessions failed")
-    [[ $hostile_failed == 0 ]] || problems+=("hostile sessions hung or went wrong")
+    [[ $valid_failed == 0 && $valid_ok != 0 ]] || problems+=("valid conversations failed")
+    [[ $hostile_failed == 0 ]] || problems+=("hostile conversations hung or went wrong")
     (( end_fds[$name] <= baseline_fds[$name] )) || problems+=("descriptors not back to baseline")
-    line="$name: RSS $(mib "$start_kib") after ${warmup}s, $(mib "$end_kib") at ${duration}s (${growth}%, peak $(mib "$peak_kib"), $samples samples); fds ${baseline_fds[$name]} before, ${end_fds[$name]} after; ${panics} panics; valid sessions ${valid_ok} ok, ${valid_failed} failed; hostile ${hostile}, ${hostile_failed} failed"
+    line="$name: RSS $(mib "$start_kib") after ${warmup}s, $(mib "$end_kib") at ${duration}s (${growth}%, peak $(mib "$peak_kib"), $samples samples); fds ${baseline_fds[$name]} before, ${end_fds[$name]} after; ${panics} panics; valid conversations ${valid_ok} ok, ${valid_failed} failed; hostile ${hostile}, ${hostile_failed} failed"
     if (( ${#problems[@]} == 0 )); then
         ok "$line"
     else
