@@ -28,8 +28,8 @@ use crate::{
     Error, Frame, Producer, Terminator, TerminatorCodec,
 };
 
-/// asynchat's `ac_in_buffer_size` and `ac_out_buffer_size`: the most read or
-/// written at once, unless set.
+/// asynchat's `ac_in_buffer_size` and `ac_out_buffer_size`, unless set: the
+/// most read at once, and the size of the pieces output is cut into.
 pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;
 
 /// The first read of an idle connection: the read size doubles from here to
@@ -212,14 +212,24 @@ where
 
 impl<T> Chat<T> {
     /// Queues bytes for output, after everything queued before: asynchat's
-    /// `push`. They are written at most
-    /// [`out_buffer_size`](Self::out_buffer_size) at a time. `Bytes`, `Vec<u8>` and
-    /// `String` are not copied; `&str` and `&[u8]` are, into an allocation
-    /// of their own: for constant bytes pushed often (a reply's `\r\n`),
-    /// `Bytes::from_static` costs neither.
+    /// `push`. They go out in pieces of at most
+    /// [`out_buffer_size`](Self::out_buffer_size), up to 64 pieces a write.
+    /// `Bytes`, `Vec<u8>` and `String` are not copied; `&str` and `&[u8]`
+    /// are, into an allocation of their own: for constant bytes pushed often
+    /// (a reply's `\r\n`), `Bytes::from_static` costs neither.
+    ///
+    /// `push` never waits, and reading goes on while output waits on the
+    /// peer (a split `Chat` reads in one task while the other writes): a
+    /// server that pushes a reply per request to a peer that sends and
+    /// never reads holds every reply. To bound that memory, send through
+    /// the `Sink` (`chat.feed(..).await`, which waits while
+    /// `out_buffer_size` bytes are queued), or check
+    /// [`queued_output_len`](Self::queued_output_len) and flush before
+    /// reading on.
     ///
     /// After [`close_when_done`](Self::close_when_done) the output is
-    /// refused and the next poll of the `Chat` returns [`Error::Closed`].
+    /// refused and the next poll of the `Chat` returns [`Error::Closed`];
+    /// while the last output waits, no more frames are handed out.
     ///
     /// ```
     /// use asynchat::Chat;
@@ -393,7 +403,7 @@ impl<T> Chat<T> {
     /// ```
     pub fn discard_buffers(&mut self) {
         self.read_buffer.clear();
-        self.codec.restart();
+        self.codec.forget_message();
         self.output.clear();
     }
 
@@ -425,8 +435,11 @@ impl<T> Chat<T> {
         self.read_size = self.read_size.min(self.in_buffer_size);
     }
 
-    /// The most written at once and the size of the pieces bytes are cut
-    /// into: asynchat's `ac_out_buffer_size` (default 64 KiB).
+    /// The size of the pieces output is cut into, and how far a lazy
+    /// producer (iterator, stream, reader) is drawn ahead: asynchat's
+    /// `ac_out_buffer_size` (default 64 KiB). One vectored write carries up
+    /// to 64 pieces; asynchat also capped each `send()` at this size, a cap
+    /// that bought nothing but system calls and is dropped.
     ///
     /// ```
     /// use asynchat::Chat;
@@ -438,7 +451,8 @@ impl<T> Chat<T> {
         self.out_buffer_size
     }
 
-    /// Sets the most written at once (at least 1).
+    /// Sets the size of the pieces output is cut into and the read-ahead of
+    /// lazy producers (at least 1).
     ///
     /// ```
     /// use asynchat::Chat;
@@ -600,9 +614,12 @@ impl<T> Chat<T> {
     /// ```
     pub fn from_parts(parts: ChatParts<T>) -> Self {
         let in_buffer_size = parts.in_buffer_size.max(1);
+        let mut codec = parts.codec;
+        // The read buffer may not be the one the codec last searched.
+        codec.search_again();
         Chat {
             io: parts.io,
-            codec: parts.codec,
+            codec,
             read_buffer_grown: parts.read_buffer.capacity() > INITIAL_READ_SIZE,
             read_buffer: parts.read_buffer,
             read_size: INITIAL_READ_SIZE.min(in_buffer_size),
@@ -755,7 +772,7 @@ where
         self.flush().await?;
         let parts = self.into_parts();
         let mut codec = parts.codec;
-        codec.start_afresh();
+        codec.forget_input();
         let io = upgrade(parts.io).await?;
         Ok(Chat::from_parts(ChatParts {
             in_buffer_size: parts.in_buffer_size,
@@ -813,12 +830,12 @@ where
 
     /// The next frame, reading as needed.
     ///
-    /// `decoded`: the buffer as it is was decoded already and held no frame,
+    /// `searched_already`: the buffer as it is was decoded already and held no frame,
     /// so the first step is a read, not a second search of the same bytes.
     fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
-        mut decoded: bool,
+        mut searched_already: bool,
     ) -> Poll<Option<Result<Frame, Error>>> {
         loop {
             match self.phase {
@@ -836,12 +853,12 @@ where
                 }
                 Phase::Finished => return Poll::Ready(None),
             }
-            if !decoded {
+            if !searched_already {
                 if let Some(frame) = self.codec.decode(&mut self.read_buffer).transpose() {
                     return Poll::Ready(Some(frame));
                 }
             }
-            decoded = false;
+            searched_already = false;
             match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => self.phase = Phase::InputEnded,
                 Poll::Ready(Ok(_)) => {}
@@ -905,10 +922,10 @@ where
         // runs dry (or output fills `out_buffer_size`), not one write each.
         // An empty buffer awaiting a delimiter is not searched: between
         // requests that is the common case.
-        let decoded = this.phase == Phase::Reading
+        let searched_already = this.phase == Phase::Reading
             && this.output.queued_bytes() < this.out_buffer_size
             && !this.output.is_closing();
-        if decoded && !this.codec.needs_input(&this.read_buffer) {
+        if searched_already && !this.codec.needs_input(&this.read_buffer) {
             if let Some(frame) = this.codec.decode(&mut this.read_buffer).transpose() {
                 return Poll::Ready(Some(frame));
             }
@@ -919,9 +936,12 @@ where
                 this.phase = Phase::Finished;
                 return Poll::Ready(None);
             }
+            // A closing `Chat` hands out no frame whose reply it would have
+            // to refuse while its last output waits on the peer.
+            Poll::Pending if this.output.is_closing() => return Poll::Pending,
             _ => {}
         }
-        match this.poll_frame(cx, decoded) {
+        match this.poll_frame(cx, searched_already) {
             Poll::Ready(Some(Err(error @ (Error::Io(_) | Error::Producer(_))))) => this.fail(error),
             other => other,
         }

@@ -159,11 +159,24 @@ enum Matched {
     Nothing,
     /// The searcher's delimiter of this index.
     Delimiter(usize),
-    /// The last `taken` bytes of the searcher's delimiter `index`: it
+    /// The last `in_input` bytes of the searcher's delimiter `index`: it
     /// began in the bytes before the message.
-    Partly { index: usize, taken: usize },
+    Partly { index: usize, in_input: usize },
     /// A delimiter of an earlier searcher: the codec's `earlier_match`.
     Earlier,
+}
+
+/// Whether a delimiter begins in the bytes before the message and ends in
+/// its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Boundary {
+    /// One does: the searcher's delimiter `index`, `in_input` of its bytes
+    /// at the start of the buffer. The message is empty.
+    Ends { in_input: usize, index: usize },
+    /// None can: the message is searched as any other.
+    NoDelimiter,
+    /// It depends on bytes not read yet.
+    Undecided,
 }
 
 /// What a search of the buffer found. Positions count from the start of
@@ -275,6 +288,14 @@ impl Searcher {
             }
             _ => delimiters.len() == 1 && self.delimiter(0) == &delimiters[0][..],
         }
+    }
+
+    /// Every delimiter, by index.
+    fn delimiters(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        (0..).map_while(move |index| match self {
+            Searcher::Set(set) => set.delimiters.get(index).map(|delimiter| &delimiter[..]),
+            _ => (index == 0).then(|| self.delimiter(0)),
+        })
     }
 
     /// Whether this searcher searches for `delimiter` alone.
@@ -594,9 +615,9 @@ impl TerminatorCodec {
         match &self.matched {
             Matched::Nothing => None,
             Matched::Delimiter(index) => Some(self.searcher.delimiter(*index)),
-            &Matched::Partly { index, taken } => {
+            &Matched::Partly { index, in_input } => {
                 let delimiter = self.searcher.delimiter(index);
-                Some(&delimiter[delimiter.len() - taken..])
+                Some(&delimiter[delimiter.len() - in_input..])
             }
             Matched::Earlier => Some(&self.earlier_match),
         }
@@ -636,6 +657,9 @@ impl TerminatorCodec {
             Terminator::Length(length) if !self.is_skipping() => {
                 self.state = State::Counted { remaining: length };
                 self.terminator = Terminator::Length(length);
+                if !self.preceding.is_empty() {
+                    self.preceding = Bytes::new();
+                }
             }
             // And the switch back to the delimiter in force before it.
             Terminator::Delimiter(delimiter)
@@ -709,13 +733,13 @@ impl TerminatorCodec {
             self.preceding = Bytes::copy_from_slice(preceding);
             self.terminator = terminator;
         } else {
-            self.start(terminator, preceding);
+            self.begin_message(terminator, preceding);
         }
     }
 
     /// Starts the next message under `terminator`, from the start of the
     /// buffer, after `preceding`.
-    fn start(&mut self, terminator: Terminator, preceding: &[u8]) {
+    fn begin_message(&mut self, terminator: Terminator, preceding: &[u8]) {
         if !self.preceding.is_empty() {
             self.preceding = Bytes::new();
         }
@@ -756,15 +780,24 @@ impl TerminatorCodec {
     /// Forgets the message under way, as after `discard_buffers`: the
     /// terminator's search starts afresh. An overlong message being skipped
     /// is still skipped: the rest of its bytes are on their way.
-    pub(crate) fn restart(&mut self) {
+    pub(crate) fn forget_message(&mut self) {
         if !self.is_skipping() {
-            self.start(self.terminator.clone(), &[]);
+            self.begin_message(self.terminator.clone(), &[]);
+        }
+    }
+
+    /// Searches the buffer from its start again: it is not the buffer the
+    /// last search saw (`Chat::from_parts`), so where that search stopped
+    /// means nothing in it. Costs one search of the bytes buffered.
+    pub(crate) fn search_again(&mut self) {
+        if let State::Delimited { next_index } = &mut self.state {
+            *next_index = 0;
         }
     }
 
     /// Forgets the message under way and any overlong one being skipped:
     /// the input it belonged to is gone (an upgrade replaced the IO).
-    pub(crate) fn start_afresh(&mut self) {
+    pub(crate) fn forget_input(&mut self) {
         let terminator = match self.state {
             State::SkippingCounted {
                 terminator_set: false,
@@ -772,7 +805,7 @@ impl TerminatorCodec {
             } => Terminator::None,
             _ => self.terminator.clone(),
         };
-        self.start(terminator, &[]);
+        self.begin_message(terminator, &[]);
     }
 
     /// Whether `decode` would find nothing without looking: the buffer is
@@ -826,6 +859,9 @@ impl Decoder for TerminatorCodec {
     fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
         match self.state {
             State::Delimited { next_index } => {
+                // Within the buffer even if the caller passed another one
+                // than the last: a decoder must not panic on its input.
+                let next_index = next_index.min(buffer.len());
                 let haystack = &buffer[next_index..];
                 // Searches whose finds are final at once: a single
                 // delimiter, and line endings.
@@ -835,7 +871,7 @@ impl Decoder for TerminatorCodec {
                     Searcher::Set(set) => match &set.scan {
                         SetScan::LineEndings => find_line_ending(haystack),
                         SetScan::LastByte(last) => set.find_by_last_byte(*last, haystack),
-                        _ => return self.decode_at(buffer, false),
+                        _ => return self.decode_general(buffer, false),
                     },
                 };
                 let search = match found {
@@ -863,7 +899,7 @@ impl Decoder for TerminatorCodec {
             }
             _ => {}
         }
-        self.decode_at(buffer, false)
+        self.decode_general(buffer, false)
     }
 
     /// At the end of input the bytes that no terminator followed come out as
@@ -872,7 +908,7 @@ impl Decoder for TerminatorCodec {
     /// that could still have grown into a longer one of its set (`\r` of
     /// `\r` and `\r\n`) ends its message here.
     fn decode_eof(&mut self, buffer: &mut BytesMut) -> Result<Option<Frame>, Error> {
-        if let Some(frame) = self.decode_at(buffer, true)? {
+        if let Some(frame) = self.decode_general(buffer, true)? {
             return Ok(Some(frame));
         }
         match &mut self.state {
@@ -882,8 +918,10 @@ impl Decoder for TerminatorCodec {
                 return Ok(None);
             }
             State::Delimited { next_index } => *next_index = 0,
-            State::Counted { remaining } if self.streaming => *remaining -= buffer.len() as u64,
-            State::DelimitedAfter | State::Counted { .. } | State::Unframed => {}
+            // What is handed out counts toward the message, should more
+            // input come after all (a reader may go on after an end).
+            State::Counted { remaining } => *remaining -= buffer.len() as u64,
+            State::DelimitedAfter | State::Unframed => {}
         }
         Ok(Some(Frame::Partial(buffer.split().freeze())))
     }
@@ -923,43 +961,36 @@ impl TerminatorCodec {
     }
 
     /// Whether a delimiter begins in `preceding` and ends in the first
-    /// bytes of `buffer`: `Some(Some((consumed, index)))` when one does
-    /// (`consumed` of its bytes are in the buffer), `Some(None)` when none
-    /// can, and `None` while it depends on bytes not read yet. The earliest
-    /// start wins, then the longest, as in the buffer.
-    fn search_boundary(
-        &self,
-        preceding: &[u8],
-        buffer: &[u8],
-        at_end: bool,
-    ) -> Option<Option<(usize, usize)>> {
-        let delimiters = (0..).map_while(|index| match &self.searcher {
-            Searcher::Set(set) => set.delimiters.get(index).map(|d| (index, &d[..])),
-            _ => (index == 0).then(|| (0, self.searcher.delimiter(0))),
-        });
+    /// bytes of `buffer`. The earliest start wins, then the longest, as in
+    /// the buffer.
+    fn search_boundary(&self, preceding: &[u8], buffer: &[u8], at_end: bool) -> Boundary {
         for start in 0..preceding.len() {
             let before = &preceding[start..];
             let mut undecided = false;
-            for (index, delimiter) in delimiters.clone() {
+            for (index, delimiter) in self.searcher.delimiters().enumerate() {
                 if delimiter.len() <= before.len() || !delimiter.starts_with(before) {
                     continue;
                 }
-                let rest = &delimiter[before.len()..];
-                if buffer.starts_with(rest) {
+                let in_input = &delimiter[before.len()..];
+                if buffer.starts_with(in_input) {
                     // A longer one, starting at the same byte, may match yet.
                     return if undecided {
-                        None
+                        Boundary::Undecided
                     } else {
-                        Some(Some((rest.len(), index)))
+                        Boundary::Ends {
+                            in_input: in_input.len(),
+                            index,
+                        }
                     };
                 }
-                undecided |= !at_end && buffer.len() < rest.len() && rest.starts_with(buffer);
+                undecided |=
+                    !at_end && buffer.len() < in_input.len() && in_input.starts_with(buffer);
             }
             if undecided {
-                return None;
+                return Boundary::Undecided;
             }
         }
-        Some(None)
+        Boundary::NoDelimiter
     }
 
     /// Acts on a search of the current delimited message.
@@ -999,32 +1030,34 @@ impl TerminatorCodec {
 
     /// Every case but the hot path's, and the end of input.
     #[inline(never)]
-    fn decode_at(&mut self, buffer: &mut BytesMut, at_end: bool) -> Result<Option<Frame>, Error> {
+    fn decode_general(
+        &mut self,
+        buffer: &mut BytesMut,
+        at_end: bool,
+    ) -> Result<Option<Frame>, Error> {
         loop {
             match &mut self.state {
                 State::DelimitedAfter => {
                     let boundary = self.search_boundary(&self.preceding, buffer, at_end);
-                    if boundary.is_some() {
+                    if boundary != Boundary::Undecided {
                         self.preceding = Bytes::new();
                     }
                     match boundary {
                         // The message is empty: the delimiter began before it.
-                        Some(Some((consumed, index))) => {
-                            buffer.advance(consumed);
+                        Boundary::Ends { in_input, index } => {
+                            buffer.advance(in_input);
                             self.state = State::Delimited { next_index: 0 };
-                            self.matched = Matched::Partly {
-                                index,
-                                taken: consumed,
-                            };
+                            self.matched = Matched::Partly { index, in_input };
                             return Ok(Some(Frame::Complete(Bytes::new())));
                         }
                         // An ordinary message: search it as such.
-                        Some(None) => self.state = State::Delimited { next_index: 0 },
+                        Boundary::NoDelimiter => self.state = State::Delimited { next_index: 0 },
                         // Fewer bytes than the longest delimiter: wait.
-                        None => return Ok(None),
+                        Boundary::Undecided => return Ok(None),
                     }
                 }
                 &mut State::Delimited { next_index } => {
+                    let next_index = next_index.min(buffer.len());
                     return match self.search(buffer, next_index, at_end) {
                         // The unterminated rest, even past the limit, is
                         // `decode_eof`'s to hand out.
@@ -1037,7 +1070,7 @@ impl TerminatorCodec {
                         // The overlong message ended: carry on with the next.
                         buffer.advance(start + self.searcher.delimiter(index).len());
                         let preceding = mem::take(&mut self.preceding);
-                        self.start(self.terminator.clone(), &preceding);
+                        self.begin_message(self.terminator.clone(), &preceding);
                     }
                     Search::NotYet { resume } => {
                         buffer.advance(resume);
@@ -1079,7 +1112,7 @@ impl TerminatorCodec {
                         false => Terminator::None,
                     };
                     let preceding = mem::take(&mut self.preceding);
-                    self.start(next, &preceding);
+                    self.begin_message(next, &preceding);
                 }
                 State::Unframed => {
                     if buffer.is_empty() {

@@ -195,6 +195,8 @@ impl Output {
             let known_before = producer.known_length();
             match producer.poll_piece(cx, out_buffer_size) {
                 Poll::Ready(Some(Ok(piece))) => {
+                    // A byte producer was counted in `queued_bytes` when it
+                    // was queued; what a lazy one yields is counted now.
                     if known_before == 0 {
                         self.queued_bytes += piece.len();
                     }
@@ -227,7 +229,15 @@ impl Output {
             let piece = &self.pieces[0];
             return io.poll_write(cx, &piece[..piece.len().min(piece_size)]);
         }
-        if self.pieces.len() <= FEW_WRITE_PIECES {
+        // The slices a write needs, counted only as far as telling few
+        // from many: a large piece is cut into several.
+        let slices_needed: usize = self
+            .pieces
+            .iter()
+            .take(FEW_WRITE_PIECES + 1)
+            .map(|piece| piece.len().div_ceil(piece_size))
+            .sum();
+        if slices_needed <= FEW_WRITE_PIECES {
             poll_write_vectored::<_, FEW_WRITE_PIECES>(io, cx, &self.pieces, piece_size)
         } else {
             poll_write_vectored::<_, MAX_WRITE_PIECES>(io, cx, &self.pieces, piece_size)

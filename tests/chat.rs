@@ -28,7 +28,7 @@ use bytes::Bytes;
 use futures::{
     channel::{mpsc, oneshot},
     future::poll_fn,
-    Sink, SinkExt, StreamExt,
+    FutureExt, Sink, SinkExt, StreamExt,
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf},
@@ -1500,4 +1500,61 @@ async fn an_idle_chat_keeps_only_a_small_read_buffer() {
         allocation <= 4096,
         "idle with {allocation} bytes of read buffer"
     );
+}
+
+/// One large `Bytes` is cut into `out_buffer_size` pieces that leave
+/// together: the first write offers up to 64 of them, not four.
+#[tokio::test]
+async fn a_large_piece_leaves_in_few_writes() {
+    let (client, server) = tcp_pair().await;
+    let received = read_to_end(server);
+    let (io, log) = Recording::new(client, true);
+    let mut chat = Chat::new(io, "\n");
+    chat.push(Bytes::from(vec![b'x'; 4 << 20]));
+    within("close", chat.close()).await.unwrap();
+    assert_eq!(within("the peer", received).await.unwrap().len(), 4 << 20);
+    let log = log.lock().unwrap();
+    assert_eq!(log.writes[0].slices.len(), 64, "{:?}", log.writes[0]);
+    assert!(log.writes[0].slices.iter().all(|&slice| slice == 64 * 1024));
+}
+
+/// Once close-when-done is asked for, frames still buffered are not handed
+/// out while the last output waits on the peer: their replies would be
+/// refused, and the goodbye lost with the `Chat`.
+#[tokio::test]
+async fn a_closing_chat_hands_out_no_more_frames() {
+    let (mut client, server) = tokio::io::duplex(64);
+    client.write_all(b"QUIT\r\nNOOP\r\n").await.unwrap();
+    let mut chat = Chat::new(server, "\r\n");
+    let frame = within("QUIT", chat.next()).await.unwrap().unwrap();
+    assert_eq!(frame, Frame::Complete("QUIT".into()));
+    chat.push(vec![b'.'; 1000]);
+    chat.push("221 bye\r\n");
+    chat.close_when_done();
+    // The peer reads only now; the stream ends without handing out NOOP.
+    let received = read_to_end(client);
+    assert!(within("the end", chat.next()).await.is_none());
+    let received = within("the peer", received).await.unwrap();
+    assert!(received.ends_with(b"221 bye\r\n"));
+}
+
+/// Parts put back with another read buffer (a STARTTLS done by hand: the
+/// plaintext dropped) are searched from the start of that buffer.
+#[tokio::test]
+async fn parts_with_another_read_buffer_are_searched_from_its_start() {
+    let (mut client, server) = tokio::io::duplex(1024);
+    client.write_all(b"STARTTLS\r\n0123456789").await.unwrap();
+    let mut chat = Chat::new(server, "\r\n");
+    let frame = within("STARTTLS", chat.next()).await.unwrap().unwrap();
+    assert_eq!(frame, Frame::Complete("STARTTLS".into()));
+    // One more poll searches the unterminated rest, then waits.
+    assert!(chat.next().now_or_never().is_none());
+    assert_eq!(chat.buffered_input(), b"0123456789");
+    let parts = chat.into_parts();
+    let mut chat = Chat::from_parts(asynchat::ChatParts::new(parts.io, parts.codec));
+    client.write_all(b"a\r\nbcdefghij\r\n").await.unwrap();
+    let frame = within("a", chat.next()).await.unwrap().unwrap();
+    assert_eq!(frame, Frame::Complete("a".into()));
+    let frame = within("the next", chat.next()).await.unwrap().unwrap();
+    assert_eq!(frame, Frame::Complete("bcdefghij".into()));
 }

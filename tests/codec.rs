@@ -782,3 +782,40 @@ fn find_prefix_at_end_edges() {
     assert_eq!(find_prefix_at_end(b"a", b"aaaa"), 1);
     assert_eq!(find_prefix_at_end(b"aaaaaa", b"aaaa"), 3);
 }
+
+/// A decoder handed another buffer than the one it last searched does not
+/// panic (a `Delimited` search resumes within the buffer it is given).
+#[test]
+fn another_buffer_never_panics() {
+    let mut codec = TerminatorCodec::new("\r\n");
+    assert_eq!(
+        codec.decode(&mut BytesMut::from("0123456789")).unwrap(),
+        None
+    );
+    let mut buffer = BytesMut::from("ab");
+    assert_eq!(codec.decode(&mut buffer).unwrap(), None);
+    buffer.extend_from_slice(b"\r\n");
+    assert_eq!(
+        codec.decode(&mut buffer).unwrap(),
+        Some(Frame::Complete("ab".into()))
+    );
+}
+
+/// What `decode_eof` hands out of a counted message counts toward it, in
+/// both modes, should a reader go on after an end of input.
+#[test]
+fn a_count_goes_on_after_an_end_of_input() {
+    for mut codec in [TerminatorCodec::new(5u64), TerminatorCodec::streaming(5u64)] {
+        let mut buffer = BytesMut::from("abc");
+        assert_eq!(
+            codec.decode_eof(&mut buffer).unwrap(),
+            Some(Frame::Partial("abc".into()))
+        );
+        buffer.extend_from_slice(b"defgh");
+        assert_eq!(
+            codec.decode(&mut buffer).unwrap(),
+            Some(Frame::Complete("de".into()))
+        );
+        assert_eq!(codec.terminator(), &Terminator::None);
+    }
+}
