@@ -676,10 +676,16 @@ impl<T> From<Framed<T, TerminatorCodec>> for Chat<T> {
 /// use asynchat::{ChatParts, TerminatorCodec, DEFAULT_BUFFER_SIZE};
 ///
 /// let (io, _peer) = tokio::io::duplex(64);
-/// let parts = ChatParts::new(io, TerminatorCodec::new("\r\n"));
+/// let mut parts = ChatParts::new(io, TerminatorCodec::new("\r\n"));
 /// assert!(parts.read_buffer.is_empty());
 /// assert_eq!(parts.in_buffer_size, DEFAULT_BUFFER_SIZE);
+/// // The struct is `#[non_exhaustive]`: change fields after `new`.
+/// parts.in_buffer_size = 4096;
 /// ```
+///
+/// The codec's state (where its search stopped) refers to `read_buffer`;
+/// [`Chat::from_parts`] searches whatever buffer it is given from its
+/// start.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ChatParts<T> {

@@ -39,8 +39,9 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 ///   buffering each up to [`max_frame_length`](Self::max_frame_length).
 /// * [`streaming`](Self::streaming) yields [`Frame::Partial`] chunks as soon
 ///   as they cannot be part of the delimiter, then a [`Frame::Complete`] with
-///   the rest of the message. It never holds more than `delimiter.len() - 1`
-///   bytes of a message, however long the message is.
+///   the rest of the message. It never holds more than the longest
+///   delimiter's length minus one byte of a message, however long the
+///   message is.
 ///
 /// [`set_terminator`](Self::set_terminator) takes effect on the bytes already
 /// buffered: read an HTTP head up to `\r\n\r\n`, then its body by
@@ -79,7 +80,7 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// `tokio_util` `Framed` ends its stream after any decode error; a
 /// [`Chat`](crate::Chat) carries on.) Streaming mode needs no limit: its
 /// memory does not grow with the message.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TerminatorCodec {
     /// The terminator as last set: what [`terminator`](Self::terminator)
     /// reports, and what the message after an overlong one is framed by.
@@ -106,6 +107,23 @@ pub struct TerminatorCodec {
     /// consulted in [`State::DelimitedAfter`], kept through a skip for the
     /// message after it, empty otherwise.
     preceding: Bytes,
+}
+
+impl std::fmt::Debug for TerminatorCodec {
+    /// The terminator, the state of the message, the mode and the limit;
+    /// not the searcher's tables.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminatorCodec")
+            .field("terminator", &self.terminator)
+            .field("state", &self.state)
+            .field("streaming", &self.streaming)
+            .field("max_frame_length", &self.max_frame_length)
+            .field(
+                "matched_delimiter",
+                &self.matched_delimiter().map(Bytes::copy_from_slice),
+            )
+            .finish()
+    }
 }
 
 /// Where the decoder is within the current message.
@@ -441,7 +459,8 @@ impl TerminatorCodec {
     /// A streaming codec: [`Frame::Partial`] chunks as soon as they cannot
     /// be part of the delimiter, then [`Frame::Complete`] with the rest of
     /// the message (possibly empty). Its memory does not grow with the
-    /// message: it holds back at most `delimiter.len() - 1` bytes.
+    /// message: it holds back at most the longest delimiter's length minus
+    /// one byte.
     ///
     /// ```
     /// use asynchat::{Frame, TerminatorCodec};
@@ -631,8 +650,8 @@ impl TerminatorCodec {
     ///
     /// A delimiter's searcher is built once and kept while a `Length` or
     /// `None` is in force: switching between a delimiter and counts
-    /// allocates nothing. Setting another delimiter builds its searcher:
-    /// one allocation, O(total delimiter length). The conversion of a
+    /// allocates nothing. Setting another delimiter builds its searcher,
+    /// which allocates, in O(total delimiter length). The conversion of a
     /// `&str` or `&[u8]` copies it: keep a [`Terminator`] (or `Bytes`) for
     /// a delimiter set often.
     ///
@@ -696,8 +715,8 @@ impl TerminatorCodec {
     /// end inside the message (at least one byte of it after `preceding`),
     /// so only the last `longest delimiter - 1` bytes of `preceding` can
     /// matter: a longer `preceding` is cut to those. For a `Length` or
-    /// `None` it is ignored. [`matched_delimiter`](Self::matched_delimiter)
-    /// then reports the whole delimiter, though only its end was in the
+    /// `None` it is ignored. A delimiter begun in `preceding` is reported by
+    /// [`matched_delimiter`](Self::matched_delimiter) as its part in the
     /// input. Costs what `set_terminator` costs, and a copy of those few
     /// bytes of `preceding`, kept until the first bytes of the message
     /// decide.
@@ -864,7 +883,8 @@ impl Decoder for TerminatorCodec {
                 let next_index = next_index.min(buffer.len());
                 let haystack = &buffer[next_index..];
                 // Searches whose finds are final at once: a single
-                // delimiter, and line endings.
+                // delimiter, and sets found by their last byte (line
+                // endings among them).
                 let found = match &self.searcher {
                     Searcher::Byte(byte) => memchr::memchr(*byte, haystack).map(|at| (at, 0)),
                     Searcher::Bytes(finder) => finder.find(haystack).map(|at| (at, 0)),

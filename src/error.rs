@@ -27,8 +27,10 @@ pub enum Error {
     /// A [`Producer`](crate::Producer) failed while its output was being
     /// drawn; the [`Chat`](crate::Chat) ends with this error.
     Producer(io::Error),
-    /// Output was queued after `close_when_done`: the channel is closing or
-    /// closed and the output was refused.
+    /// The channel is closing or closed: output queued after
+    /// `close_when_done` was refused, or an error (an IO or producer error,
+    /// handed out once) ended the channel and a later `flush`, `close` or
+    /// `upgrade` found it over.
     Closed,
 }
 

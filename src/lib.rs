@@ -18,8 +18,11 @@
 //!
 //! let mut chat = Chat::new(server, "\r\n\r\n");
 //! let Some(Ok(Frame::Complete(head))) = chat.next().await else { panic!() };
-//! let length: u64 = head.split(|&b| b == b' ').last().unwrap().iter()
-//!     .fold(0, |n, digit| n * 10 + u64::from(digit - b'0'));
+//! // A length from the peer: parsed strictly and bounded before it is used.
+//! let length: Option<u64> = std::str::from_utf8(&head).ok()
+//!     .and_then(|head| head.rsplit(' ').next()?.parse().ok())
+//!     .filter(|&length| length <= chat.codec().max_frame_length() as u64);
+//! let Some(length) = length else { panic!("a bad length") };
 //! chat.set_terminator(Terminator::Length(length)); // applies to bytes already read
 //! let Some(Ok(Frame::Complete(body))) = chat.next().await else { panic!() };
 //! chat.push(format!("stored {} bytes\r\n", body.len()));

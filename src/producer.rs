@@ -73,7 +73,8 @@ impl Producer {
 
     /// The pieces of an iterator, drawn lazily as output drains: asynchat's
     /// producer with a `more()` method. Empty pieces are skipped; the
-    /// producer is exhausted when the iterator ends.
+    /// producer is exhausted when the iterator ends. Boxes the iterator:
+    /// one allocation; its pieces are written as they are, not copied.
     ///
     /// ```
     /// use asynchat::Producer;
@@ -96,6 +97,8 @@ impl Producer {
 
     /// The pieces of an async stream, in order. An error from the stream
     /// ends the [`Chat`](crate::Chat) with [`Error::Producer`](crate::Error::Producer).
+    /// Boxes the stream: one allocation; its pieces are written as they
+    /// are, not copied.
     ///
     /// ```
     /// use asynchat::Producer;
@@ -117,6 +120,8 @@ impl Producer {
     /// Everything a reader yields until its end (a file, a pipe), read in
     /// pieces of at most the `Chat`'s `out_buffer_size`. A read error ends
     /// the [`Chat`](crate::Chat) with [`Error::Producer`](crate::Error::Producer).
+    /// Boxes the reader (one allocation) and reads into a buffer per piece,
+    /// so that about two `out_buffer_size` are held however long it is.
     ///
     /// ```
     /// use asynchat::Producer;

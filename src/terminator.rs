@@ -63,8 +63,9 @@ impl Terminator {
     ///
     /// # Complexity
     ///
-    /// Building the set copies nothing beyond the `Bytes` handles and
-    /// allocates one slice. The codec builds its searcher once per set, in
+    /// Building the set converts each item as [`Terminator::from`] does
+    /// (`&str` and `&[u8]` are copied, `Bytes` are not), drops repeats in
+    /// O(delimiters²) compares, and allocates one slice. The codec builds its searcher once per set, in
     /// O(total length of the delimiters), and a search is linear in the
     /// bytes searched: one `memchr` for line endings, an Aho-Corasick
     /// automaton for other multi-byte sets (see
