@@ -209,13 +209,14 @@ for name in "${servers[@]}"; do
         (( end_kib - start_kib > growth_noise_kib )); then
         problems+=("memory grew ${growth}%")
     fi
-    (( judge_growth )) || growth="$growth, not judged under 120 s"
+    growth_text="${growth}%"
+    (( judge_growth )) || growth_text="$growth_text, not judged under 120 s"
     (( peak_kib <= max_peak_mib * 1024 )) || problems+=("peak over ${max_peak_mib} MiB")
     (( panics == 0 )) || problems+=("$panics panic lines in its log")
     [[ $valid_failed == 0 && $valid_ok != 0 ]] || problems+=("valid conversations failed")
     [[ $hostile_failed == 0 ]] || problems+=("hostile conversations hung or went wrong")
     (( end_fds[$name] <= baseline_fds[$name] )) || problems+=("descriptors not back to baseline")
-    line="$name: RSS $(mib "$start_kib") after ${warmup}s, $(mib "$end_kib") at ${duration}s (${growth}%, peak $(mib "$peak_kib"), $samples samples); fds ${baseline_fds[$name]} before, ${end_fds[$name]} after; ${panics} panics; valid conversations ${valid_ok} ok, ${valid_failed} failed; hostile ${hostile}, ${hostile_failed} failed"
+    line="$name: RSS $(mib "$start_kib") after ${warmup}s, $(mib "$end_kib") at ${duration}s (${growth_text}, peak $(mib "$peak_kib"), $samples samples); fds ${baseline_fds[$name]} before, ${end_fds[$name]} after; ${panics} panics; valid conversations ${valid_ok} ok, ${valid_failed} failed; hostile ${hostile}, ${hostile_failed} failed"
     if (( ${#problems[@]} == 0 )); then
         ok "$line"
     else
