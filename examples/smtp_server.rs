@@ -147,6 +147,11 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// The bytes that end a message: a line holding only a dot.
 const END_OF_DATA: &[u8] = b"\r\n.\r\n";
 
+/// Replies queued past this many bytes are written out before the next
+/// command is read: a client that pipelines without reading stalls instead
+/// of growing the server's memory (`Chat::push` never waits).
+const FLUSH_AT: usize = 64 * 1024;
+
 /// What the server accepts and where messages go.
 #[derive(Clone)]
 pub struct Config {
@@ -653,6 +658,12 @@ where
             let text = format!("4.7.0 {} Error: too many errors", config.hostname);
             conversation.reply(chat, 421, &text);
             return Ok(Ending::Close);
+        }
+        if chat.queued_output_len() >= FLUSH_AT {
+            match timeout(config.idle_timeout, SinkExt::flush(chat)).await {
+                Ok(result) => result?,
+                Err(_) => return Ok(Ending::Disconnected),
+            }
         }
     }
 }

@@ -1155,3 +1155,58 @@ async fn received_names_the_protocol_of_rfc_3848() {
     assert!(messages[0].contains(" with SMTP id "), "{messages:?}");
     assert!(messages[1].contains(" with SMTPS id "), "{messages:?}");
 }
+
+/// A client that pipelines commands and never reads: once 64 KiB of
+/// replies wait, the server reads no more, so its memory stays bounded and
+/// the client's writes stall; when the client reads, every reply comes.
+#[tokio::test]
+async fn a_client_that_never_reads_is_not_buffered_without_end() {
+    const COMMANDS: usize = 100_000;
+    let server = Arc::new(Server::new(Config::default()).unwrap());
+    let (client, server_side) = tokio::io::duplex(4096);
+    let serving = {
+        let server = Arc::clone(&server);
+        tokio::spawn(
+            async move { smtp_server::handle_connection(server_side, None, &server).await },
+        )
+    };
+    let (mut replies, mut commands) = tokio::io::split(client);
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let written = Arc::clone(&written);
+        tokio::spawn(async move {
+            for _ in 0..COMMANDS / 1000 {
+                commands.write_all(&b"NOOP\r\n".repeat(1000)).await.unwrap();
+                written.fetch_add(6000, Ordering::Relaxed);
+            }
+            commands.write_all(b"QUIT\r\n").await.unwrap();
+        })
+    };
+    // Not reading: the writer must stall long before it is done.
+    let stalled = timeout(Duration::from_secs(2), async {
+        while written.load(Ordering::Relaxed) < COMMANDS * 6 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        stalled.is_err(),
+        "every command was read without a reply read"
+    );
+    assert!(written.load(Ordering::Relaxed) <= 256 * 1024, "{written:?}");
+    // Reading now: every reply, then the goodbye.
+    let mut all = Vec::new();
+    step("every reply", replies.read_to_end(&mut all))
+        .await
+        .unwrap();
+    step("the writer", writer).await.unwrap();
+    step("the server", serving).await.unwrap().unwrap();
+    let noops = all.windows(4).filter(|window| window == b"250 ").count();
+    assert_eq!(noops, COMMANDS);
+    let last = String::from_utf8_lossy(&all)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(last.starts_with("221 "), "{last}");
+}
