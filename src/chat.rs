@@ -206,7 +206,7 @@ where
     /// assert!(chat.codec().is_streaming());
     /// ```
     pub fn with_codec(io: T, codec: TerminatorCodec) -> Self {
-        Self::from_parts(ChatParts::new(io, codec))
+        Self::assemble(ChatParts::new(io, codec))
     }
 }
 
@@ -613,6 +613,13 @@ impl<T> Chat<T> {
     /// # }
     /// ```
     pub fn from_parts(parts: ChatParts<T>) -> Self {
+        let mut chat = Self::assemble(parts);
+        // What the `Chat` these parts came from wrote may not be flushed.
+        chat.output.assume_unflushed();
+        chat
+    }
+
+    fn assemble(parts: ChatParts<T>) -> Self {
         let in_buffer_size = parts.in_buffer_size.max(1);
         let mut codec = parts.codec;
         // The read buffer may not be the one the codec last searched.
@@ -993,6 +1000,9 @@ where
     /// [`Error::Closed`] once an error ended the channel.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        if mem::take(&mut this.push_refused) {
+            return Poll::Ready(Err(Error::Closed));
+        }
         this.close_when_done();
         this.poll_send(cx, Side::Sink)
     }

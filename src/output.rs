@@ -86,6 +86,13 @@ impl Output {
         self.end
     }
 
+    /// Bytes may have been written to the IO and not flushed by someone
+    /// else (the `Chat` or `Framed` these parts came from): the next flush
+    /// must reach the IO.
+    pub(crate) fn assume_unflushed(&mut self) {
+        self.unflushed = true;
+    }
+
     /// The output bytes held and not written yet.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes
