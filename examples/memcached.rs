@@ -302,7 +302,7 @@ enum End {
 }
 
 /// The protocol state of one connection: everything but the `Chat`.
-struct Session<'a> {
+struct Connection<'a> {
     server: &'a Server,
     /// `\r\n` or `\n`, built once.
     lines: Terminator,
@@ -312,7 +312,7 @@ struct Session<'a> {
     draining: bool,
 }
 
-impl Session<'_> {
+impl Connection<'_> {
     /// Runs the connection's frames until its input ends or it closes.
     ///
     /// Frames are handled synchronously, one after the other, within one
@@ -681,15 +681,15 @@ async fn handle_connection(stream: TcpStream, server: &Server) -> Result<(), Err
     let lines = Terminator::any_of(["\r\n", "\n"]);
     let codec = TerminatorCodec::new(lines.clone()).with_max_frame_length(server.config.max_line);
     let mut chat = Chat::with_codec(stream, codec);
-    let mut session = Session {
+    let mut connection = Connection {
         server,
         lines,
         expect: Expect::Line,
         replies: Replies::default(),
         draining: false,
     };
-    let end = poll_fn(|cx| session.poll_run(&mut chat, cx)).await?;
-    let mut replies = session.replies;
+    let end = poll_fn(|cx| connection.poll_run(&mut chat, cx)).await?;
+    let mut replies = connection.replies;
     match end {
         End::InputEnded => {
             // The replies to the last commands still go out.

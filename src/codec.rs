@@ -856,12 +856,12 @@ impl TerminatorCodec {
     fn complete_delimited(&mut self, buffer: &mut BytesMut, start: usize, index: usize) -> Frame {
         self.state = State::Delimited { next_index: 0 };
         self.matched = Matched::Delimiter(index);
-        // One split through the delimiter, then the delimiter cut off the
-        // frame: cheaper than a split and an advance of the buffer.
-        let mut message = buffer
-            .split_to(start + self.searcher.delimiter(index).len())
-            .freeze();
-        message.truncate(start);
+        // A split before the delimiter, then an advance past it: one split
+        // through the delimiter and a `truncate` of the frame ran fewer
+        // instructions but 1.5 times slower (the frame, stored by
+        // `split_to` and reloaded whole, stalled on store forwarding).
+        let message = buffer.split_to(start).freeze();
+        buffer.advance(self.searcher.delimiter(index).len());
         Frame::Complete(message)
     }
 }

@@ -1,4 +1,4 @@
-//! Integration tests of [`Chat`] and [`Producer`] (issue 4), over real
+//! Integration tests of [`Chat`] and [`Producer`], over real
 //! loopback TCP.
 //!
 //! The first part replays every socket scenario of CPython's
