@@ -372,10 +372,10 @@ impl Searcher {
 #[inline(always)]
 fn find_line_ending(haystack: &[u8]) -> Option<(usize, usize)> {
     let end = memchr::memchr(b'\n', haystack)?;
-    Some(match end.checked_sub(1) {
-        Some(before) if haystack[before] == b'\r' => (before, 0),
-        _ => (end, 1),
-    })
+    // Without a branch: where `\r\n` and `\n` come in no order, a branch
+    // on the `\r` is mispredicted half the time.
+    let after_cr = usize::from(end > 0 && haystack[end.saturating_sub(1)] == b'\r');
+    Some((end - after_cr, 1 - after_cr))
 }
 
 impl DelimiterSet {
@@ -851,9 +851,16 @@ impl TerminatorCodec {
         Frame::Complete(message)
     }
 
-    /// The delimiter `index` ends the message at `start`: hand it out.
+    /// The delimiter `index`, `length` bytes long, ends the message at
+    /// `start`: hand it out.
     #[inline(always)]
-    fn complete_delimited(&mut self, buffer: &mut BytesMut, start: usize, index: usize) -> Frame {
+    fn complete_delimited(
+        &mut self,
+        buffer: &mut BytesMut,
+        start: usize,
+        index: usize,
+        length: usize,
+    ) -> Frame {
         self.state = State::Delimited { next_index: 0 };
         self.matched = Matched::Delimiter(index);
         // A split before the delimiter, then an advance past it: one split
@@ -861,7 +868,7 @@ impl TerminatorCodec {
         // instructions but 1.5 times slower (the frame, stored by
         // `split_to` and reloaded whole, stalled on store forwarding).
         let message = buffer.split_to(start).freeze();
-        buffer.advance(self.searcher.delimiter(index).len());
+        buffer.advance(length);
         Frame::Complete(message)
     }
 }
@@ -885,20 +892,27 @@ impl Decoder for TerminatorCodec {
                 // Searches whose finds are final at once: a single
                 // delimiter, and sets found by their last byte (line
                 // endings among them).
+                // Each gives the delimiter's offset, index and length.
                 let found = match &self.searcher {
-                    Searcher::Byte(byte) => memchr::memchr(*byte, haystack).map(|at| (at, 0)),
-                    Searcher::Bytes(finder) => finder.find(haystack).map(|at| (at, 0)),
+                    Searcher::Byte(byte) => memchr::memchr(*byte, haystack).map(|at| (at, 0, 1)),
+                    Searcher::Bytes(finder) => finder
+                        .find(haystack)
+                        .map(|at| (at, 0, finder.needle().len())),
                     Searcher::Set(set) => match &set.scan {
-                        SetScan::LineEndings => find_line_ending(haystack),
-                        SetScan::LastByte(last) => set.find_by_last_byte(*last, haystack),
+                        SetScan::LineEndings => {
+                            find_line_ending(haystack).map(|(at, index)| (at, index, 2 - index))
+                        }
+                        SetScan::LastByte(last) => set
+                            .find_by_last_byte(*last, haystack)
+                            .map(|(at, index)| (at, index, set.delimiters[index].len())),
                         _ => return self.decode_general(buffer, false),
                     },
                 };
                 let search = match found {
-                    Some((offset, index)) => {
+                    Some((offset, index, length)) => {
                         let start = next_index + offset;
                         if start <= self.max_frame_length || self.streaming {
-                            return Ok(Some(self.complete_delimited(buffer, start, index)));
+                            return Ok(Some(self.complete_delimited(buffer, start, index, length)));
                         }
                         Search::Found { start, index }
                     }
@@ -1018,7 +1032,8 @@ impl TerminatorCodec {
     fn decide(&mut self, buffer: &mut BytesMut, search: Search) -> Result<Option<Frame>, Error> {
         match search {
             Search::Found { start, index } if start <= self.max_frame_length || self.streaming => {
-                Ok(Some(self.complete_delimited(buffer, start, index)))
+                let length = self.searcher.delimiter(index).len();
+                Ok(Some(self.complete_delimited(buffer, start, index, length)))
             }
             // Whole-frame mode, past the limit, and all of it is here
             // already: drop it; no skip needed.
