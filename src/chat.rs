@@ -1000,9 +1000,6 @@ where
     /// [`Error::Closed`] once an error ended the channel.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if mem::take(&mut this.push_refused) {
-            return Poll::Ready(Err(Error::Closed));
-        }
         this.close_when_done();
         this.poll_send(cx, Side::Sink)
     }
