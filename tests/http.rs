@@ -17,6 +17,9 @@ use tokio::{
 #[allow(dead_code)]
 mod http_server;
 
+mod common;
+use common::step;
+
 use http_server::Config;
 
 /// Runs a test body, failing it if it takes longer than 60 seconds.
@@ -24,14 +27,6 @@ async fn bounded<F: Future>(body: F) -> F::Output {
     timeout(Duration::from_secs(60), body)
         .await
         .expect("the test took too long")
-}
-
-/// Awaits one step of a test, failing if it takes longer than 10 seconds.
-async fn step<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(Duration::from_secs(10), future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out: {what}"),
-    }
 }
 
 async fn start(config: Config) -> SocketAddr {

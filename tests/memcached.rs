@@ -20,6 +20,9 @@ use tokio::{
 #[allow(dead_code)]
 mod memcached;
 
+mod common;
+use common::step;
+
 use memcached::{store::ITEM_OVERHEAD, Config, Server};
 
 /// Runs a test body, failing it if it takes longer than 30 seconds.
@@ -27,14 +30,6 @@ async fn bounded<F: Future>(body: F) -> F::Output {
     timeout(Duration::from_secs(30), body)
         .await
         .expect("the test took too long")
-}
-
-/// Awaits one step of a test, failing if it takes longer than 10 seconds.
-async fn step<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(Duration::from_secs(10), future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out: {what}"),
-    }
 }
 
 async fn start_with(config: Config, threads: usize) -> SocketAddr {

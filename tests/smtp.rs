@@ -6,7 +6,6 @@
 //! the binary runs. Every wait is bounded by a timeout.
 
 use std::{
-    future::Future,
     io,
     net::SocketAddr,
     path::PathBuf,
@@ -35,15 +34,10 @@ use tokio_rustls::{
 #[allow(dead_code)]
 mod smtp_server;
 
-use smtp_server::{Config, DotUnstuffer, Server, Store};
+mod common;
+use common::step;
 
-/// Awaits one step of a test, failing if it takes longer than 10 seconds.
-async fn step<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(Duration::from_secs(10), future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out: {what}"),
-    }
-}
+use smtp_server::{Config, DotUnstuffer, Server, Store};
 
 // ---------------------------------------------------------------------------
 // A Maildir of its own for each test.

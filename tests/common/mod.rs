@@ -26,6 +26,15 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
+/// Awaits one step of a test, failing if it takes longer than 10 seconds:
+/// shorter than [`WAIT`], for the steps of a conversation.
+pub async fn step<F: Future>(what: &str, future: F) -> F::Output {
+    match timeout(Duration::from_secs(10), future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
 /// A connected pair of loopback sockets: (client, server).
 pub async fn tcp_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
