@@ -668,11 +668,12 @@ impl TerminatorCodec {
     /// codec.set_terminator("\r\n");
     /// # Ok::<(), asynchat::Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
         match terminator.into() {
             // The common switch of RESP and length-prefixed protocols, in a
-            // few stores.
+            // few stores, inlined into the caller: out of line, the call
+            // itself cost as much as the split of a frame.
             Terminator::Length(length) if !self.is_skipping() => {
                 self.state = State::Counted { remaining: length };
                 self.terminator = Terminator::Length(length);
@@ -680,7 +681,14 @@ impl TerminatorCodec {
                     self.preceding = Bytes::new();
                 }
             }
-            // And the switch back to the delimiter in force before it.
+            terminator => self.set_other_terminator(terminator),
+        }
+    }
+
+    /// Every terminator but a `Length` set outside a skip.
+    fn set_other_terminator(&mut self, terminator: Terminator) {
+        match terminator {
+            // The switch back to the delimiter in force before a count.
             Terminator::Delimiter(delimiter)
                 if !self.is_skipping()
                     && self.preceding.is_empty()
