@@ -870,6 +870,12 @@ impl DotUnstuffer {
 /// `new/`. Dropped before [`commit`](Self::commit), it removes its file.
 struct Delivery {
     file: BufWriter<tokio::fs::File>,
+    paths: TmpFile,
+}
+
+/// A file in `tmp/` and its name in `new/`: removed when dropped, unless
+/// it was moved there.
+struct TmpFile {
     tmp_path: PathBuf,
     new_path: PathBuf,
     committed: bool,
@@ -887,9 +893,11 @@ impl Delivery {
         let mut delivery = Delivery {
             // Unstuffed pieces can be a few bytes each: they meet here.
             file: BufWriter::with_capacity(64 * 1024, file),
-            tmp_path,
-            new_path: maildir.join("new").join(name),
-            committed: false,
+            paths: TmpFile {
+                tmp_path,
+                new_path: maildir.join("new").join(name),
+                committed: false,
+            },
         };
         delivery.write(header).await?;
         Ok(delivery)
@@ -901,16 +909,30 @@ impl Delivery {
 
     /// Writes out, syncs (the 250 promises the message survives a crash)
     /// and renames into `new/`, which delivers it at once and whole.
-    async fn commit(mut self) -> io::Result<()> {
-        self.file.flush().await?;
-        self.file.get_ref().sync_data().await?;
-        tokio::fs::rename(&self.tmp_path, &self.new_path).await?;
-        self.committed = true;
+    async fn commit(self) -> io::Result<()> {
+        let Delivery {
+            mut file,
+            mut paths,
+        } = self;
+        file.flush().await?;
+        // The sync is the longest wait of a delivery, as long as the disk
+        // makes it: the write buffers (the `BufWriter`'s and the tokio
+        // file's, up to 64 KiB each) go back first, so that the memory of
+        // the messages waiting on the disk does not follow its latency.
+        let file = file.into_inner().into_std().await;
+        let (tmp_path, new_path) = (paths.tmp_path.clone(), paths.new_path.clone());
+        tokio::task::spawn_blocking(move || {
+            file.sync_data()?;
+            std::fs::rename(tmp_path, new_path)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        paths.committed = true;
         Ok(())
     }
 }
 
-impl Drop for Delivery {
+impl Drop for TmpFile {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_file(&self.tmp_path);
