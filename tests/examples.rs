@@ -4,13 +4,12 @@
 //! its `main` calls; the files are included here as modules so the tests run
 //! the very code the binaries run. Every wait is bounded by a timeout.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    time::timeout,
+    net::TcpListener,
 };
 
 // Each example brings its own copy of `examples/common/mod.rs`.
@@ -21,39 +20,14 @@ mod echo;
 #[allow(dead_code, clippy::duplicate_mod)]
 mod redis;
 
-/// Runs a test body, failing it if it takes longer than 20 seconds.
-async fn bounded<F: Future>(body: F) -> F::Output {
-    timeout(Duration::from_secs(20), body)
-        .await
-        .expect("the test took too long")
-}
-
-/// Awaits one step of a test, failing if it takes longer than 5 seconds.
-async fn step<F: Future>(what: &str, future: F) -> F::Output {
-    match timeout(Duration::from_secs(5), future).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out: {what}"),
-    }
-}
+mod common;
+use common::{bounded, connect, exchange, read_exactly, read_to_end, show, step};
 
 async fn listener() -> (TcpListener, SocketAddr) {
     // The examples' own listener: a backlog for bursts of connections.
     let listener = echo::listen(0).unwrap();
     let address = listener.local_addr().unwrap();
     (listener, address)
-}
-
-async fn connect(address: SocketAddr) -> TcpStream {
-    step("connect", TcpStream::connect(address)).await.unwrap()
-}
-
-/// Reads until the peer closes; fails if it does not within 5 seconds.
-async fn read_to_end(stream: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
-    let mut rest = Vec::new();
-    step("end of stream", stream.read_to_end(&mut rest))
-        .await
-        .unwrap();
-    rest
 }
 
 // ---------------------------------------------------------------------------
@@ -77,12 +51,6 @@ async fn start_echo_delimited(delimiter: &str) -> SocketAddr {
         ..Default::default()
     })
     .await
-}
-
-async fn read_exactly(stream: &mut (impl AsyncReadExt + Unpin), length: usize) -> Vec<u8> {
-    let mut buffer = vec![0; length];
-    step("read", stream.read_exact(&mut buffer)).await.unwrap();
-    buffer
 }
 
 #[tokio::test]
@@ -272,29 +240,12 @@ fn resp(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Sends `request` and expects exactly `reply` back.
-async fn exchange(stream: &mut TcpStream, request: &[u8], reply: &[u8]) {
-    stream.write_all(request).await.unwrap();
-    let got = read_exactly(stream, reply.len()).await;
-    assert_eq!(
-        String::from_utf8_lossy(&got),
-        String::from_utf8_lossy(reply),
-        "for {:?}",
-        String::from_utf8_lossy(&request[..request.len().min(200)])
-    );
-}
-
 /// Sends `request`, expects `reply` and then the end of the connection.
 async fn exchange_and_close(address: SocketAddr, request: &[u8], reply: &str) {
     let mut stream = connect(address).await;
     let _ = stream.write_all(request).await;
     let got = read_to_end(&mut stream).await;
-    assert_eq!(
-        String::from_utf8_lossy(&got),
-        reply,
-        "for {:?}",
-        String::from_utf8_lossy(request)
-    );
+    assert_eq!(show(&got), show(reply.as_bytes()), "for {}", show(request));
 }
 
 #[tokio::test]
@@ -644,7 +595,6 @@ async fn redis_pipelining_1000_commands_in_one_write() {
 async fn redis_pipeline_split_byte_by_byte() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        stream.set_nodelay(true).unwrap();
         let mut request = resp(&[b"SET", b"key", b"value"]);
         request.extend(resp(&[b"GET", b"key"]));
         request.extend(b"PING\r\n");

@@ -8,12 +8,12 @@
 //! The example file is included as a module, so the tests run the very code
 //! the binary runs. Every wait is bounded by a timeout.
 
-use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    time::{sleep, timeout},
+    time::sleep,
 };
 
 #[path = "../examples/memcached.rs"]
@@ -21,16 +21,9 @@ use tokio::{
 mod memcached;
 
 mod common;
-use common::step;
+use common::{bounded, connect, exchange, read_exactly, read_to_end, show, step};
 
 use memcached::{store::ITEM_OVERHEAD, Config, Server};
-
-/// Runs a test body, failing it if it takes longer than 30 seconds.
-async fn bounded<F: Future>(body: F) -> F::Output {
-    timeout(Duration::from_secs(30), body)
-        .await
-        .expect("the test took too long")
-}
 
 async fn start_with(config: Config, threads: usize) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -46,45 +39,11 @@ async fn start() -> SocketAddr {
     start_with(Config::default(), 1).await
 }
 
-async fn connect(address: SocketAddr) -> TcpStream {
-    let stream = step("connect", TcpStream::connect(address)).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
-fn show(bytes: &[u8]) -> String {
-    bytes.escape_ascii().to_string()
-}
-
-async fn read_exactly(stream: &mut TcpStream, length: usize) -> Vec<u8> {
-    let mut reply = vec![0; length];
-    step("a reply", stream.read_exact(&mut reply))
-        .await
-        .unwrap();
-    reply
-}
-
-/// Sends `request` and reads exactly `reply` back.
-async fn exchange(stream: &mut TcpStream, request: &[u8], reply: &[u8]) {
-    stream.write_all(request).await.unwrap();
-    let got = read_exactly(stream, reply.len()).await;
-    assert_eq!(show(&got), show(reply), "request {}", show(request));
-}
-
 /// Checks that nothing came before the reply to `version`: commands with
 /// `noreply` answered nothing, and no stray line was sent.
 async fn nothing_pending(stream: &mut TcpStream) {
     let version = format!("VERSION {}\r\n", memcached::VERSION);
     exchange(stream, b"version\r\n", version.as_bytes()).await;
-}
-
-/// Reads until the peer closes; fails if it does not within 10 seconds.
-async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
-    let mut rest = Vec::new();
-    step("end of stream", stream.read_to_end(&mut rest))
-        .await
-        .unwrap();
-    rest
 }
 
 /// Reads until the reply ends with `END\r\n`.
