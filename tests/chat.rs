@@ -26,9 +26,12 @@ use std::{
 use asynchat::{Chat, Error, Frame, Producer, Terminator, TerminatorCodec};
 use bytes::Bytes;
 use futures::{
-    channel::{mpsc, oneshot},
+    channel::{
+        mpsc::{self, UnboundedReceiver},
+        oneshot,
+    },
     future::poll_fn,
-    FutureExt, Sink, SinkExt, StreamExt,
+    FutureExt, Sink, SinkExt, Stream, StreamExt,
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf},
@@ -63,6 +66,29 @@ fn read_to_end<R: AsyncRead + Unpin + Send + 'static>(mut io: R) -> JoinHandle<V
             .unwrap();
         received
     })
+}
+
+/// A client socket whose peer reads everything to the end, in a task of
+/// its own.
+async fn client_to_a_reader() -> (TcpStream, JoinHandle<Vec<u8>>) {
+    let (client, server) = tcp_pair().await;
+    (client, read_to_end(server))
+}
+
+/// Hands each frame of `stream`, the reading half of a split `Chat`, to the
+/// receiver, from a task of its own; the task fails at an error or when the
+/// receiver is gone before the stream ends.
+fn forward_frames<S>(mut stream: S) -> (UnboundedReceiver<Frame>, JoinHandle<()>)
+where
+    S: Stream<Item = Result<Frame, Error>> + Unpin + Send + 'static,
+{
+    let (frames, frames_out) = mpsc::unbounded();
+    let reader = tokio::spawn(async move {
+        while let Some(frame) = stream.next().await {
+            frames.unbounded_send(frame.unwrap()).unwrap();
+        }
+    });
+    (frames_out, reader)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -341,8 +367,7 @@ async fn close_when_done() {
 /// its input.
 #[tokio::test]
 async fn close_when_done_shuts_the_write_side_down() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let mut chat = Chat::new(client, "\n");
     chat.push("one\n");
     chat.push("two\n");
@@ -455,8 +480,7 @@ async fn producers_come_out_in_queue_order() {
 /// `more()`.
 #[tokio::test]
 async fn iterator_producers_are_drawn_lazily() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let drawn = Arc::new(Mutex::new(0usize));
     let counter = Arc::clone(&drawn);
     let pieces = (0..1000).map(move |i| {
@@ -516,8 +540,7 @@ async fn one_task_holds_a_conversation() {
 
 #[tokio::test]
 async fn sink_send_feed_flush_and_close() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let mut chat = Chat::new(client, "\n");
     within("send", chat.send(Producer::from("one\n")))
         .await
@@ -548,8 +571,7 @@ async fn sink_send_feed_flush_and_close() {
 /// `Producer::close()` sent through the Sink is close-when-done too.
 #[tokio::test]
 async fn sink_close_marker() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let mut chat = Chat::new(client, "\n");
     chat.feed("bye\n".into()).await.unwrap();
     within("send", chat.send(Producer::close())).await.unwrap();
@@ -712,13 +734,8 @@ async fn two_tasks_through_split() {
 async fn split_writer_is_woken_when_the_reader_moved_its_output() {
     const LOTS: usize = 64 << 20;
     let (client, mut server) = tcp_pair().await;
-    let (mut sink, mut stream) = Chat::new(client, "\n").split();
-    let (frames, mut frames_out) = mpsc::unbounded();
-    let reader = tokio::spawn(async move {
-        while let Some(frame) = stream.next().await {
-            frames.unbounded_send(frame.unwrap()).unwrap();
-        }
-    });
+    let (mut sink, stream) = Chat::new(client, "\n").split();
+    let (mut frames_out, reader) = forward_frames(stream);
     let (sent, mut sent_out) = oneshot::channel();
     let writer = tokio::spawn(async move {
         sink.send(Bytes::from(vec![b'x'; LOTS]).into())
@@ -754,13 +771,8 @@ async fn split_writer_is_woken_when_the_reader_moved_its_output() {
 #[tokio::test]
 async fn split_reader_ends_when_the_writer_closes() {
     let (client, mut server) = tcp_pair().await;
-    let (mut sink, mut stream) = Chat::new(client, "\n").split();
-    let (frames, mut frames_out) = mpsc::unbounded();
-    let reader = tokio::spawn(async move {
-        while let Some(frame) = stream.next().await {
-            frames.unbounded_send(frame.unwrap()).unwrap();
-        }
-    });
+    let (mut sink, stream) = Chat::new(client, "\n").split();
+    let (mut frames_out, reader) = forward_frames(stream);
     server.write_all(b"hello\n").await.unwrap();
     assert_eq!(
         within("hello", frames_out.next()).await,
@@ -1057,8 +1069,7 @@ async fn the_chat_carries_on_after_a_frame_too_long() {
 /// what was queued before it; nothing queued after it is written.
 #[tokio::test]
 async fn a_failing_producer_stream_ends_the_chat() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let mut chat = Chat::new(client, "\n");
     chat.push("before\n");
     chat.push_with_producer(Producer::from_stream(futures::stream::iter([
@@ -1092,8 +1103,7 @@ async fn a_failing_producer_reader_fails_the_sink() {
             Poll::Ready(Err(io::ErrorKind::InvalidData.into()))
         }
     }
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let mut chat = Chat::new(client, "\n");
     chat.push("before\n");
     match within("the send", chat.send(Producer::from_reader(Failing))).await {
@@ -1159,8 +1169,7 @@ async fn peer_reset_while_writing_is_an_io_error() {
 /// `push` reports `Error::Closed` at the next poll, `start_send` at once.
 #[tokio::test]
 async fn output_after_close_when_done_is_an_error() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let mut chat = Chat::new(client, "\n");
     chat.push("last\n");
     chat.close_when_done();
@@ -1300,8 +1309,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Recording<T> {
 #[tokio::test]
 async fn small_pushes_in_a_row_leave_in_one_write() {
     for vectored in [true, false] {
-        let (client, server) = tcp_pair().await;
-        let received = read_to_end(server);
+        let (client, received) = client_to_a_reader().await;
         let (io, log) = Recording::new(client, vectored);
         let mut chat = Chat::new(io, "\n");
         chat.push("line");
@@ -1355,8 +1363,7 @@ async fn small_pushes_in_a_row_leave_in_one_write() {
 #[tokio::test]
 async fn writes_and_reads_respect_the_buffer_sizes() {
     for vectored in [true, false] {
-        let (client, server) = tcp_pair().await;
-        let received = read_to_end(server);
+        let (client, received) = client_to_a_reader().await;
         let (io, log) = Recording::new(client, vectored);
         let mut chat = Chat::new(io, "\n");
         chat.set_out_buffer_size(5);
@@ -1506,8 +1513,7 @@ async fn an_idle_chat_keeps_only_a_small_read_buffer() {
 /// together: the first write offers up to 64 of them, not four.
 #[tokio::test]
 async fn a_large_piece_leaves_in_few_writes() {
-    let (client, server) = tcp_pair().await;
-    let received = read_to_end(server);
+    let (client, received) = client_to_a_reader().await;
     let (io, log) = Recording::new(client, true);
     let mut chat = Chat::new(io, "\n");
     chat.push(Bytes::from(vec![b'x'; 4 << 20]));
