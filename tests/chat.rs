@@ -75,6 +75,16 @@ async fn client_to_a_reader() -> (TcpStream, JoinHandle<Vec<u8>>) {
     (client, read_to_end(server))
 }
 
+/// A connected pair whose server side has sent `input` and shut its write
+/// side down: (client, server). Callers keep the server side as `_server`,
+/// not `_`: dropped, it would close the connection before the test is done.
+async fn tcp_pair_after_input(input: &[u8]) -> (TcpStream, TcpStream) {
+    let (client, mut server) = tcp_pair().await;
+    within("the input", server.write_all(input)).await.unwrap();
+    server.shutdown().await.unwrap();
+    (client, server)
+}
+
 /// Hands each frame of `stream`, the reading half of a split `Chat`, to the
 /// receiver, from a task of its own; the task fails at an error or when the
 /// receiver is gone before the stream ends.
@@ -822,10 +832,7 @@ async fn discard_buffers_empties_the_fifo_and_the_partial_input() {
 
     // "abc" comes out, "\r" is held back as a possible start of "\r\n".
     server.write_all(b"abc\r").await.unwrap();
-    assert_eq!(
-        within("abc", chat.next()).await.unwrap().unwrap(),
-        Frame::Partial("abc".into())
-    );
+    assert_next_frame(&mut chat, Frame::Partial("abc".into())).await;
     chat.discard_buffers();
     // Without the "\r", "\n" does not end the message.
     server.write_all(b"\nline\r\n").await.unwrap();
@@ -861,14 +868,8 @@ async fn discard_buffers_drops_a_buffered_partial_message() {
     assert!(futures::poll!(chat.next()).is_pending());
     chat.discard_buffers();
     peer.write_all(b"age\nnext\n").await.unwrap();
-    assert_eq!(
-        within("age", chat.next()).await.unwrap().unwrap(),
-        Frame::Complete("age".into())
-    );
-    assert_eq!(
-        within("next", chat.next()).await.unwrap().unwrap(),
-        Frame::Complete("next".into())
-    );
+    assert_next_frame(&mut chat, Frame::Complete("age".into())).await;
+    assert_next_frame(&mut chat, Frame::Complete("next".into())).await;
 }
 
 /// An HTTP head and its `Content-Length` body, with the next request, in one
@@ -877,12 +878,10 @@ async fn discard_buffers_drops_a_buffered_partial_message() {
 #[tokio::test]
 async fn set_terminator_between_frames_applies_to_buffered_bytes() {
     for streaming in [false, true] {
-        let (client, mut server) = tcp_pair().await;
-        server
-            .write_all(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n")
-            .await
-            .unwrap();
-        server.shutdown().await.unwrap();
+        let (client, _server) = tcp_pair_after_input(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n",
+        )
+        .await;
         let mut chat = connect_stream(client, "\r\n\r\n".into(), streaming);
 
         let head = next_message(&mut chat).await;
@@ -933,22 +932,24 @@ where
     }
 }
 
+/// Asserts that the next item of `chat` is the frame `expected`.
+async fn assert_next_frame<T>(chat: &mut Chat<T>, expected: Frame)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let what = format!("{expected:?}");
+    let frame = within(&what, chat.next()).await;
+    assert_eq!(frame.map(Result::unwrap), Some(expected));
+}
+
 /// At the end of input, bytes no terminator followed come out as a
 /// `Partial`, then the stream ends.
 #[tokio::test]
 async fn unterminated_input_at_the_end_is_a_partial() {
-    let (client, mut server) = tcp_pair().await;
-    server.write_all(b"line\nunterminated").await.unwrap();
-    server.shutdown().await.unwrap();
+    let (client, _server) = tcp_pair_after_input(b"line\nunterminated").await;
     let mut chat = Chat::new(client, "\n");
-    assert_eq!(
-        within("line", chat.next()).await.unwrap().unwrap(),
-        Frame::Complete("line".into())
-    );
-    assert_eq!(
-        within("the rest", chat.next()).await.unwrap().unwrap(),
-        Frame::Partial("unterminated".into())
-    );
+    assert_next_frame(&mut chat, Frame::Complete("line".into())).await;
+    assert_next_frame(&mut chat, Frame::Partial("unterminated".into())).await;
     assert!(within("the end", chat.next()).await.is_none());
     assert!(within("the end", chat.next()).await.is_none());
 }
@@ -957,9 +958,7 @@ async fn unterminated_input_at_the_end_is_a_partial() {
 /// pushed for the last requests still go out before the stream ends.
 #[tokio::test]
 async fn replies_still_go_out_after_the_peer_ended_its_input() {
-    let (client, mut server) = tcp_pair().await;
-    server.write_all(b"a\nb\nc\n").await.unwrap();
-    server.shutdown().await.unwrap();
+    let (client, mut server) = tcp_pair_after_input(b"a\nb\nc\n").await;
     let mut chat = Chat::new(client, "\n");
     while let Some(frame) = within("a request", chat.next()).await {
         chat.push(frame.unwrap().into_bytes().to_ascii_uppercase());
@@ -1019,10 +1018,7 @@ async fn a_counted_terminator_is_decoded_on_an_empty_buffer() {
     server.write_all(b"head\n").await.unwrap();
     let codec = TerminatorCodec::new("\n").with_max_frame_length(8);
     let mut chat = Chat::with_codec(client, codec);
-    assert_eq!(
-        within("the head", chat.next()).await.unwrap().unwrap(),
-        Frame::Complete("head".into())
-    );
+    assert_next_frame(&mut chat, Frame::Complete("head".into())).await;
     chat.set_terminator(0u64);
     assert_eq!(
         within("the empty body", chat.next())
@@ -1043,22 +1039,14 @@ async fn a_counted_terminator_is_decoded_on_an_empty_buffer() {
 /// with the next message.
 #[tokio::test]
 async fn the_chat_carries_on_after_a_frame_too_long() {
-    let (client, mut server) = tcp_pair().await;
-    server
-        .write_all(b"a line far too long\nok\n")
-        .await
-        .unwrap();
-    server.shutdown().await.unwrap();
+    let (client, _server) = tcp_pair_after_input(b"a line far too long\nok\n").await;
     let codec = TerminatorCodec::new("\n").with_max_frame_length(8);
     let mut chat = Chat::with_codec(client, codec);
     assert!(matches!(
         within("the error", chat.next()).await,
         Some(Err(Error::FrameTooLong { limit: 8 }))
     ));
-    assert_eq!(
-        within("ok", chat.next()).await.unwrap().unwrap(),
-        Frame::Complete("ok".into())
-    );
+    assert_next_frame(&mut chat, Frame::Complete("ok".into())).await;
     assert!(within("the end", chat.next()).await.is_none());
 }
 
@@ -1532,8 +1520,7 @@ async fn a_closing_chat_hands_out_no_more_frames() {
     let (mut client, server) = tokio::io::duplex(64);
     client.write_all(b"QUIT\r\nNOOP\r\n").await.unwrap();
     let mut chat = Chat::new(server, "\r\n");
-    let frame = within("QUIT", chat.next()).await.unwrap().unwrap();
-    assert_eq!(frame, Frame::Complete("QUIT".into()));
+    assert_next_frame(&mut chat, Frame::Complete("QUIT".into())).await;
     chat.push(vec![b'.'; 1000]);
     chat.push("221 bye\r\n");
     chat.close_when_done();
@@ -1551,16 +1538,13 @@ async fn parts_with_another_read_buffer_are_searched_from_its_start() {
     let (mut client, server) = tokio::io::duplex(1024);
     client.write_all(b"STARTTLS\r\n0123456789").await.unwrap();
     let mut chat = Chat::new(server, "\r\n");
-    let frame = within("STARTTLS", chat.next()).await.unwrap().unwrap();
-    assert_eq!(frame, Frame::Complete("STARTTLS".into()));
+    assert_next_frame(&mut chat, Frame::Complete("STARTTLS".into())).await;
     // One more poll searches the unterminated rest, then waits.
     assert!(chat.next().now_or_never().is_none());
     assert_eq!(chat.buffered_input(), b"0123456789");
     let parts = chat.into_parts();
     let mut chat = Chat::from_parts(asynchat::ChatParts::new(parts.io, parts.codec));
     client.write_all(b"a\r\nbcdefghij\r\n").await.unwrap();
-    let frame = within("a", chat.next()).await.unwrap().unwrap();
-    assert_eq!(frame, Frame::Complete("a".into()));
-    let frame = within("the next", chat.next()).await.unwrap().unwrap();
-    assert_eq!(frame, Frame::Complete("bcdefghij".into()));
+    assert_next_frame(&mut chat, Frame::Complete("a".into())).await;
+    assert_next_frame(&mut chat, Frame::Complete("bcdefghij".into())).await;
 }
