@@ -139,13 +139,23 @@ fn config(maildir: &Maildir) -> Config {
     }
 }
 
-async fn start_with(configure: impl FnOnce(&mut Config)) -> Running {
+/// A server with the configuration of most tests but for what `configure`
+/// changes, and the listener it is to accept from, not yet accepting: the
+/// test serves the connections, or [`start_with`] does.
+async fn server_and_listener(
+    configure: impl FnOnce(&mut Config),
+) -> (Maildir, Arc<Server>, TcpListener, SocketAddr) {
     let maildir = Maildir::new();
     let mut config = config(&maildir);
     configure(&mut config);
     let server = Arc::new(Server::new(config).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    (maildir, server, listener, address)
+}
+
+async fn start_with(configure: impl FnOnce(&mut Config)) -> Running {
+    let (maildir, server, listener, address) = server_and_listener(configure).await;
     tokio::spawn(smtp_server::serve(listener, server.clone()));
     Running {
         address,
@@ -222,6 +232,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         reply
     }
 
+    /// Sends each command line in turn and reads its reply, which must have
+    /// the code beside it.
+    async fn commands(&mut self, commands: &[(&str, u16)]) {
+        for (line, code) in commands {
+            self.command(line, *code).await;
+        }
+    }
+
+    /// Reads `count` replies: their codes.
+    async fn codes(&mut self, count: usize) -> Vec<u16> {
+        let mut codes = Vec::with_capacity(count);
+        for _ in 0..count {
+            codes.push(self.reply().await.code);
+        }
+        codes
+    }
+
     /// Whether the server closed the connection: nothing more to read.
     async fn is_closed(&mut self) -> bool {
         let mut rest = Vec::new();
@@ -242,6 +269,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.command("DATA", 354).await;
         self.send(data).await;
         self.reply().await
+    }
+
+    /// [`deliver`](Self::deliver), and asserts the message was accepted.
+    async fn deliver_accepted(&mut self, data: &[u8]) -> Reply {
+        let reply = self.deliver(data).await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        reply
     }
 }
 
@@ -334,9 +368,8 @@ async fn a_message_is_stored_in_new_with_trace_fields() {
     let running = start().await;
     let mut client = connect_ehlo(running.address).await;
     let reply = client
-        .deliver(b"Subject: hello\r\n\r\nSome text.\r\n.\r\n")
+        .deliver_accepted(b"Subject: hello\r\n\r\nSome text.\r\n.\r\n")
         .await;
-    assert_eq!(reply.code, 250, "{reply:?}");
     let queue_id = reply
         .text()
         .strip_prefix("2.0.0 Ok: queued as ")
@@ -374,10 +407,9 @@ async fn several_messages_on_one_connection() {
     let running = start().await;
     let mut client = connect_ehlo(running.address).await;
     for index in 0..3 {
-        let reply = client
-            .deliver(format!("message {index}\r\n.\r\n").as_bytes())
+        client
+            .deliver_accepted(format!("message {index}\r\n.\r\n").as_bytes())
             .await;
-        assert_eq!(reply.code, 250, "{reply:?}");
     }
     assert_eq!(
         running.maildir.bodies(),
@@ -390,11 +422,9 @@ async fn an_empty_message() {
     let running = start().await;
     let mut client = connect_ehlo(running.address).await;
     // What curl sends for an empty file: the dot line at once.
-    let reply = client.deliver(b".\r\n").await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client.deliver_accepted(b".\r\n").await;
     // What Python's smtplib sends for an empty message: one empty line.
-    let reply = client.deliver(b"\r\n.\r\n").await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client.deliver_accepted(b"\r\n.\r\n").await;
     client.command("NOOP", 250).await;
     assert_eq!(running.maildir.bodies(), [&b""[..], b"\r\n"]);
 }
@@ -403,10 +433,9 @@ async fn an_empty_message() {
 async fn lines_that_start_with_dots_are_unstuffed() {
     let running = start().await;
     let mut client = connect_ehlo(running.address).await;
-    let reply = client
-        .deliver(b"..leading dot\r\n...\r\n..\r\nmiddle . dot\r\n.. two\r\n.\r\n")
+    client
+        .deliver_accepted(b"..leading dot\r\n...\r\n..\r\nmiddle . dot\r\n.. two\r\n.\r\n")
         .await;
-    assert_eq!(reply.code, 250, "{reply:?}");
     assert_eq!(
         running.maildir.bodies(),
         [b".leading dot\r\n..\r\n.\r\nmiddle . dot\r\n. two\r\n"]
@@ -420,24 +449,19 @@ async fn bare_lf_or_cr_never_end_a_message() {
     // Each of these ends the message on some server somewhere; a second
     // message hidden behind it must stay text of the first.
     let smuggled = b"MAIL FROM:<smuggler@example.org>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n";
-    let mut data = Vec::new();
-    for end in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\rx"] {
-        data.extend_from_slice(b"text");
-        data.extend_from_slice(end);
-        data.extend_from_slice(smuggled);
-    }
+    // Each end between a line of text and the smuggled commands.
+    let text_with = |ends: [&[u8]; 5]| -> Vec<u8> {
+        ends.iter()
+            .flat_map(|end| [&b"text"[..], end, smuggled].concat())
+            .collect()
+    };
+    let mut data = text_with([b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\rx"]);
     data.extend_from_slice(b"\r\n.\r\n");
-    let reply = client.deliver(&data).await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client.deliver_accepted(&data).await;
     client.command("NOOP", 250).await;
 
     // Stored as sent, but for the dots after CRLF, which were stuffed.
-    let mut expected = Vec::new();
-    for end in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n\n", b"\r\n\rx"] {
-        expected.extend_from_slice(b"text");
-        expected.extend_from_slice(end);
-        expected.extend_from_slice(smuggled);
-    }
+    let mut expected = text_with([b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n\n", b"\r\n\rx"]);
     expected.extend_from_slice(b"\r\n");
     assert_eq!(running.maildir.bodies(), [expected]);
 }
@@ -449,14 +473,11 @@ async fn commands_may_end_in_a_bare_lf_but_data_ends_only_at_crlf_dot_crlf() {
     client
         .send("EHLO client.example\nMAIL FROM:<a@example.org>\n")
         .await;
-    assert_eq!(client.reply().await.code, 250);
-    assert_eq!(client.reply().await.code, 250);
+    assert_eq!(client.codes(2).await, [250, 250]);
     client.send("RCPT TO:<b@example.com>\nDATA\n").await;
-    assert_eq!(client.reply().await.code, 250);
-    assert_eq!(client.reply().await.code, 354);
+    assert_eq!(client.codes(2).await, [250, 354]);
     client.send("one\n.\ntwo\r\n.\r\nQUIT\n").await;
-    assert_eq!(client.reply().await.code, 250);
-    assert_eq!(client.reply().await.code, 221);
+    assert_eq!(client.codes(2).await, [250, 221]);
     assert!(client.is_closed().await);
     assert_eq!(running.maildir.bodies(), [b"one\n.\ntwo\r\n"]);
 }
@@ -494,13 +515,7 @@ async fn pipelined_commands_are_answered_in_order_in_one_write() {
     client
         .send("pipelined\r\n.\r\nRSET\r\nNOOP\r\nQUIT\r\n")
         .await;
-    let codes = [
-        client.reply().await.code,
-        client.reply().await.code,
-        client.reply().await.code,
-        client.reply().await.code,
-    ];
-    assert_eq!(codes, [250, 250, 250, 221]);
+    assert_eq!(client.codes(4).await, [250, 250, 250, 221]);
     assert!(client.is_closed().await);
     // Two recipients, so `Received:` names neither.
     let message = String::from_utf8(running.maildir.delivered().remove(0)).unwrap();
@@ -520,11 +535,7 @@ async fn a_message_sent_before_the_354_is_read_as_the_message() {
              DATA\r\n..early\r\n.\r\nQUIT\r\n",
         )
         .await;
-    let mut codes = Vec::new();
-    for _ in 0..6 {
-        codes.push(client.reply().await.code);
-    }
-    assert_eq!(codes, [250, 250, 250, 354, 250, 221]);
+    assert_eq!(client.codes(6).await, [250, 250, 250, 354, 250, 221]);
     assert_eq!(running.maildir.bodies(), [b".early\r\n"]);
 }
 
@@ -608,10 +619,7 @@ where
 
 #[tokio::test]
 async fn the_dot_lines_split_at_every_byte() {
-    let maildir = Maildir::new();
-    let server = Arc::new(Server::new(config(&maildir)).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
+    let (maildir, server, listener, address) = server_and_listener(|_| {}).await;
     let envelope = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n";
     // An empty message, then one with stuffed dots, all in one write.
     let input = format!(
@@ -629,12 +637,8 @@ async fn the_dot_lines_split_at_every_byte() {
         );
         let mut client = Client::new(client.unwrap());
         client.send(&input).await;
-        let mut codes = Vec::new();
-        for _ in 0..10 {
-            codes.push(client.reply().await.code);
-        }
         assert_eq!(
-            codes,
+            client.codes(10).await,
             [220, 250, 250, 250, 354, 250, 250, 250, 354, 250],
             "cut at {cut}"
         );
@@ -710,8 +714,7 @@ async fn a_command_line_over_512_bytes_gets_500_and_the_connection_goes_on() {
             "y".repeat(100_000)
         ))
         .await;
-    assert_eq!(client.reply().await.code, 500);
-    assert_eq!(client.reply().await.code, 250);
+    assert_eq!(client.codes(2).await, [500, 250]);
     client.command("MAIL FROM:<a@example.org>", 250).await;
 }
 
@@ -719,32 +722,40 @@ async fn a_command_line_over_512_bytes_gets_500_and_the_connection_goes_on() {
 async fn unknown_commands_get_500() {
     let running = start().await;
     let mut client = connect_ehlo(running.address).await;
-    client.command("BDAT 10 LAST", 500).await;
-    client.command("GET / HTTP/1.1", 500).await;
-    client.command("", 500).await;
-    client.command("QUITTING", 500).await;
-    client.command("NOOP", 250).await;
+    client
+        .commands(&[
+            ("BDAT 10 LAST", 500),
+            ("GET / HTTP/1.1", 500),
+            ("", 500),
+            ("QUITTING", 500),
+            ("NOOP", 250),
+        ])
+        .await;
 }
 
 #[tokio::test]
 async fn commands_out_of_sequence_get_503() {
     let running = start().await;
     let mut client = connect(running.address).await;
-    client.command("MAIL FROM:<a@example.org>", 503).await;
-    client.command("RCPT TO:<b@example.com>", 503).await;
-    client.command("DATA", 503).await;
-    client.command("EHLO client.example", 250).await;
-    client.command("RCPT TO:<b@example.com>", 503).await;
-    client.command("DATA", 503).await;
-    client.command("MAIL FROM:<a@example.org>", 250).await;
-    client.command("MAIL FROM:<a@example.org>", 503).await;
-    client.command("DATA", 503).await;
-    // RSET ends the transaction, and so does EHLO.
-    client.command("RSET", 250).await;
-    client.command("RCPT TO:<b@example.com>", 503).await;
-    client.command("MAIL FROM:<a@example.org>", 250).await;
-    client.command("EHLO client.example", 250).await;
-    client.command("RCPT TO:<b@example.com>", 503).await;
+    client
+        .commands(&[
+            ("MAIL FROM:<a@example.org>", 503),
+            ("RCPT TO:<b@example.com>", 503),
+            ("DATA", 503),
+            ("EHLO client.example", 250),
+            ("RCPT TO:<b@example.com>", 503),
+            ("DATA", 503),
+            ("MAIL FROM:<a@example.org>", 250),
+            ("MAIL FROM:<a@example.org>", 503),
+            ("DATA", 503),
+            // RSET ends the transaction, and so does EHLO.
+            ("RSET", 250),
+            ("RCPT TO:<b@example.com>", 503),
+            ("MAIL FROM:<a@example.org>", 250),
+            ("EHLO client.example", 250),
+            ("RCPT TO:<b@example.com>", 503),
+        ])
+        .await;
 }
 
 #[tokio::test]
@@ -755,41 +766,41 @@ async fn addresses_and_parameters() {
     })
     .await;
     let mut client = connect_ehlo(running.address).await;
-    for (command, code) in [
-        ("MAIL FROM:a@example.org", 501),
-        ("MAIL FROM:<a@@example.org>", 501),
-        ("MAIL FROM:<a b@example.org>", 501),
-        ("MAIL FROM:<a@example.org", 501),
-        ("MAIL FROM:<a@-example.org>", 501),
-        ("MAIL FROM:<a..b@example.org>", 501),
-        ("MAIL FROM:<a@example.org>x", 501),
-        ("MAIL FROM:", 501),
-        ("MAIL TO:<a@example.org>", 501),
-        ("MAIL FROM:<é@example.org>", 501),
-        ("MAIL FROM:<a@example.org> FOO=1", 555),
-        ("MAIL FROM:<a@example.org> SIZE=abc", 501),
-        ("MAIL FROM:<a@example.org> BODY=9BIT", 501),
-        ("MAIL FROM:<a@example.org> SIZE=1001", 552),
-        (
-            "MAIL FROM:<a@example.org> SIZE=99999999999999999999999",
-            552,
-        ),
-        ("MAIL FROM:<a@example.org> SIZE=1000 BODY=8BITMIME", 250),
-        ("RCPT TO:<>", 501),
-        ("RCPT TO:b@example.com", 501),
-        ("RCPT TO:<b@example.com> NOTIFY=NEVER", 555),
-        ("RCPT TO:<\"b c\"@example.com>", 250),
-        ("RCPT TO:<\"b>c\"@example.com>", 250),
-        ("RCPT TO:<@relay.example,@other.example:d@example.com>", 250),
-        ("RCPT TO:<Postmaster>", 250),
-        ("RCPT TO:<e@[192.0.2.1]>", 250),
-        ("RCPT TO: <f@example.com>", 250),
-        ("RSET", 250),
-        ("MAIL FROM:<>", 250),
-        ("RCPT TO:<g@example.com>", 250),
-    ] {
-        client.command(command, code).await;
-    }
+    client
+        .commands(&[
+            ("MAIL FROM:a@example.org", 501),
+            ("MAIL FROM:<a@@example.org>", 501),
+            ("MAIL FROM:<a b@example.org>", 501),
+            ("MAIL FROM:<a@example.org", 501),
+            ("MAIL FROM:<a@-example.org>", 501),
+            ("MAIL FROM:<a..b@example.org>", 501),
+            ("MAIL FROM:<a@example.org>x", 501),
+            ("MAIL FROM:", 501),
+            ("MAIL TO:<a@example.org>", 501),
+            ("MAIL FROM:<é@example.org>", 501),
+            ("MAIL FROM:<a@example.org> FOO=1", 555),
+            ("MAIL FROM:<a@example.org> SIZE=abc", 501),
+            ("MAIL FROM:<a@example.org> BODY=9BIT", 501),
+            ("MAIL FROM:<a@example.org> SIZE=1001", 552),
+            (
+                "MAIL FROM:<a@example.org> SIZE=99999999999999999999999",
+                552,
+            ),
+            ("MAIL FROM:<a@example.org> SIZE=1000 BODY=8BITMIME", 250),
+            ("RCPT TO:<>", 501),
+            ("RCPT TO:b@example.com", 501),
+            ("RCPT TO:<b@example.com> NOTIFY=NEVER", 555),
+            ("RCPT TO:<\"b c\"@example.com>", 250),
+            ("RCPT TO:<\"b>c\"@example.com>", 250),
+            ("RCPT TO:<@relay.example,@other.example:d@example.com>", 250),
+            ("RCPT TO:<Postmaster>", 250),
+            ("RCPT TO:<e@[192.0.2.1]>", 250),
+            ("RCPT TO: <f@example.com>", 250),
+            ("RSET", 250),
+            ("MAIL FROM:<>", 250),
+            ("RCPT TO:<g@example.com>", 250),
+        ])
+        .await;
     let reply = client.command("DATA", 354).await;
     assert!(reply.text().contains("<CR><LF>.<CR><LF>"));
     client.send(".\r\n").await;
@@ -836,8 +847,9 @@ async fn a_message_over_the_size_limit_gets_552_after_its_end_and_is_not_stored(
     let mut client = connect_ehlo(running.address).await;
     // 1000 bytes exactly, dot-unstuffed and with its last CRLF, is fine.
     let fits = format!("..{}\r\n", "a".repeat(997));
-    let reply = client.deliver(format!("{fits}.\r\n").as_bytes()).await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client
+        .deliver_accepted(format!("{fits}.\r\n").as_bytes())
+        .await;
 
     client.command("MAIL FROM:<a@example.org>", 250).await;
     client.command("RCPT TO:<b@example.com>", 250).await;
@@ -848,8 +860,7 @@ async fn a_message_over_the_size_limit_gets_552_after_its_end_and_is_not_stored(
     assert_eq!(reply.code, 552, "{reply:?}");
     assert!(running.maildir.tmp_is_empty());
     // The connection goes on.
-    let reply = client.deliver(b"small\r\n.\r\n").await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client.deliver_accepted(b"small\r\n.\r\n").await;
     assert_eq!(
         running.maildir.bodies(),
         [
@@ -941,10 +952,7 @@ async fn a_client_idle_in_the_middle_of_a_message_gets_421_and_nothing_is_left()
 
 #[tokio::test]
 async fn a_client_gone_in_the_middle_of_a_message_leaves_nothing() {
-    let maildir = Maildir::new();
-    let server = Arc::new(Server::new(config(&maildir)).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
+    let (maildir, server, listener, address) = server_and_listener(|_| {}).await;
     let (client, handle) = tokio::join!(
         TcpStream::connect(address),
         serve_one(&listener, server, |stream| stream)
@@ -971,8 +979,7 @@ async fn discard_counts_and_stores_nothing() {
     let running = start_with(|config| config.store = Store::Discard).await;
     let mut client = connect_ehlo(running.address).await;
     for _ in 0..3 {
-        let reply = client.deliver(b"..twelve\r\n.\r\n").await;
-        assert_eq!(reply.code, 250, "{reply:?}");
+        client.deliver_accepted(b"..twelve\r\n.\r\n").await;
     }
     assert_eq!(running.server.messages.load(Ordering::Relaxed), 3);
     // ".twelve\r\n": 9 bytes each, dot-unstuffed.
@@ -1004,8 +1011,7 @@ async fn a_large_message_byte_for_byte() {
         wire.extend_from_slice(line);
     }
     wire.extend_from_slice(b".\r\n");
-    let reply = client.deliver(&wire).await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client.deliver_accepted(&wire).await;
     let bodies = running.maildir.bodies();
     assert_eq!(bodies.len(), 1);
     assert!(
@@ -1051,10 +1057,16 @@ async fn handshake(
     Client::new(tls)
 }
 
-#[tokio::test]
-async fn starttls_forgets_what_came_before_and_is_offered_no_more() {
+/// A server that offers STARTTLS, and a client's side of TLS that trusts it.
+async fn start_with_tls() -> (Running, TlsConnector) {
     let (acceptor, connector) = tls();
     let running = start_with(|config| config.tls = Some(acceptor)).await;
+    (running, connector)
+}
+
+#[tokio::test]
+async fn starttls_forgets_what_came_before_and_is_offered_no_more() {
+    let (running, connector) = start_with_tls().await;
     let mut client = connect_ehlo(running.address).await;
     client.command("MAIL FROM:<before@example.org>", 250).await;
     client.command("STARTTLS now", 501).await;
@@ -1074,8 +1086,7 @@ async fn starttls_forgets_what_came_before_and_is_offered_no_more() {
         "{ehlo:?}"
     );
     client.command("STARTTLS", 503).await;
-    let reply = client.deliver(b"over TLS\r\n.\r\n").await;
-    assert_eq!(reply.code, 250, "{reply:?}");
+    client.deliver_accepted(b"over TLS\r\n.\r\n").await;
     client.command("QUIT", 221).await;
     assert!(client.is_closed().await);
 
@@ -1093,8 +1104,7 @@ async fn starttls_forgets_what_came_before_and_is_offered_no_more() {
 
 #[tokio::test]
 async fn plaintext_pipelined_after_starttls_is_never_answered() {
-    let (acceptor, connector) = tls();
-    let running = start_with(|config| config.tls = Some(acceptor)).await;
+    let (running, connector) = start_with_tls().await;
     let mut client = connect_ehlo(running.address).await;
     // An attacker in the middle appends commands to the client's STARTTLS.
     client
@@ -1113,8 +1123,7 @@ async fn plaintext_pipelined_after_starttls_is_never_answered() {
 
 #[tokio::test]
 async fn a_failed_handshake_ends_only_its_connection() {
-    let (acceptor, _) = tls();
-    let running = start_with(|config| config.tls = Some(acceptor)).await;
+    let (running, _) = start_with_tls().await;
     let mut client = connect_ehlo(running.address).await;
     client.command("STARTTLS", 220).await;
     client.send("this is not a TLS client hello\r\n").await;
@@ -1131,8 +1140,7 @@ async fn a_failed_handshake_ends_only_its_connection() {
 
 #[tokio::test]
 async fn received_names_the_protocol_of_rfc_3848() {
-    let (acceptor, connector) = tls();
-    let running = start_with(|config| config.tls = Some(acceptor)).await;
+    let (running, connector) = start_with_tls().await;
     let mut client = connect(running.address).await;
     client.command("HELO client.example", 250).await;
     client.deliver(b"plain\r\n.\r\n").await;
