@@ -407,38 +407,41 @@ fn feed(codec: &mut TerminatorCodec, input: &[u8], read_size: usize) -> Decoded 
 /// Both modes of arrival: all in one read, and one byte per read.
 const ARRIVALS: [usize; 2] = [usize::MAX, 1];
 
-#[test]
-fn a_delimited_frame_exactly_at_the_limit_passes() {
+/// The limit of the delimited frames below.
+const LIMIT: usize = 32;
+
+/// Feeds `length` bytes of `m`, then `after`, each ended by the delimiter,
+/// to a codec limited to [`LIMIT`]: once for each delimiter and each of the
+/// [`ARRIVALS`]. What each decoded, after the name of its case.
+fn feed_each_arrival(length: usize) -> Vec<(String, Decoded)> {
+    let mut cases = Vec::new();
     for delimiter in ["\n", "\r\n", "\r\n\r\n"] {
         for read_size in ARRIVALS {
-            let limit = 32;
-            let message = vec![b'm'; limit];
-            let mut input = message.clone();
-            input.extend_from_slice(delimiter.as_bytes());
-            input.extend_from_slice(b"after");
-            input.extend_from_slice(delimiter.as_bytes());
-            let mut codec = TerminatorCodec::new(delimiter).with_max_frame_length(limit);
+            let delimiter_bytes = delimiter.as_bytes();
+            let message = vec![b'm'; length];
+            let input = [&message, delimiter_bytes, b"after", delimiter_bytes].concat();
+            let mut codec = TerminatorCodec::new(delimiter).with_max_frame_length(LIMIT);
             let decoded = feed(&mut codec, &input, read_size);
-            assert_eq!(decoded.too_long, 0, "{delimiter:?} by {read_size}");
-            assert_eq!(decoded.frames, [complete(&message), complete(b"after")]);
+            cases.push((format!("{delimiter:?} by {read_size}"), decoded));
         }
+    }
+    cases
+}
+
+#[test]
+fn a_delimited_frame_exactly_at_the_limit_passes() {
+    for (case, decoded) in feed_each_arrival(LIMIT) {
+        assert_eq!(decoded.too_long, 0, "{case}");
+        let message = complete(&[b'm'; LIMIT]);
+        assert_eq!(decoded.frames, [message, complete(b"after")], "{case}");
     }
 }
 
 #[test]
 fn a_delimited_frame_one_byte_over_the_limit_fails_and_decoding_resumes() {
-    for delimiter in ["\n", "\r\n", "\r\n\r\n"] {
-        for read_size in ARRIVALS {
-            let limit = 32;
-            let mut input = vec![b'm'; limit + 1];
-            input.extend_from_slice(delimiter.as_bytes());
-            input.extend_from_slice(b"after");
-            input.extend_from_slice(delimiter.as_bytes());
-            let mut codec = TerminatorCodec::new(delimiter).with_max_frame_length(limit);
-            let decoded = feed(&mut codec, &input, read_size);
-            assert_eq!(decoded.too_long, 1, "{delimiter:?} by {read_size}");
-            assert_eq!(decoded.frames, [complete(b"after")]);
-        }
+    for (case, decoded) in feed_each_arrival(LIMIT + 1) {
+        assert_eq!(decoded.too_long, 1, "{case}");
+        assert_eq!(decoded.frames, [complete(b"after")], "{case}");
     }
 }
 
@@ -538,15 +541,13 @@ fn a_length_above_the_default_limit_fails_at_once_mid_stream() {
     assert!(buffer.is_empty(), "the body's bytes are dropped, not held");
 }
 
-/// A RESP-like server answers a bulk length above the limit with an error
-/// and goes back to reading commands by `\r\n` at once: right after the
-/// error is the only moment it can (it is told nothing when the skip ends).
-/// The terminator set during the skip applies after it, so the body's bytes
-/// are skipped, not decoded as commands.
-#[test]
-fn after_a_skipped_length_the_next_delimiter_applies_after_the_skip() {
+/// A codec limited to 8 bytes, as a RESP-like server holds it once it has
+/// refused the bulk length `$16` at the start of `input`: the count set
+/// for the body failed, and the server went back to commands by `\r\n`.
+/// The codec, and the buffer with the rest of `input`.
+fn after_a_refused_length(input: &[u8]) -> (TerminatorCodec, BytesMut) {
     let mut codec = TerminatorCodec::new("\r\n").with_max_frame_length(8);
-    let mut buffer = BytesMut::from(&b"$16\r\n0123456789abcdef\r\nPING\r\n"[..]);
+    let mut buffer = BytesMut::from(input);
     assert_eq!(codec.decode(&mut buffer).unwrap(), Some(complete(b"$16")));
     codec.set_terminator(16u64 + 2);
     assert!(matches!(
@@ -555,6 +556,17 @@ fn after_a_skipped_length_the_next_delimiter_applies_after_the_skip() {
     ));
     // The server answers the error and goes back to commands.
     codec.set_terminator("\r\n");
+    (codec, buffer)
+}
+
+/// A RESP-like server answers a bulk length above the limit with an error
+/// and goes back to reading commands by `\r\n` at once: right after the
+/// error is the only moment it can (it is told nothing when the skip ends).
+/// The terminator set during the skip applies after it, so the body's bytes
+/// are skipped, not decoded as commands.
+#[test]
+fn after_a_skipped_length_the_next_delimiter_applies_after_the_skip() {
+    let (mut codec, mut buffer) = after_a_refused_length(b"$16\r\n0123456789abcdef\r\nPING\r\n");
     let decoded = decode_all(&mut codec, &mut buffer);
     assert_eq!(decoded.frames, [complete(b"PING")]);
 }
@@ -562,15 +574,7 @@ fn after_a_skipped_length_the_next_delimiter_applies_after_the_skip() {
 /// The same with the body arriving after the error, one byte per read.
 #[test]
 fn after_a_skipped_length_arriving_byte_by_byte_the_next_delimiter_applies() {
-    let mut codec = TerminatorCodec::new("\r\n").with_max_frame_length(8);
-    let mut buffer = BytesMut::from(&b"$16\r\n"[..]);
-    assert_eq!(codec.decode(&mut buffer).unwrap(), Some(complete(b"$16")));
-    codec.set_terminator(16u64 + 2);
-    assert!(matches!(
-        codec.decode(&mut buffer),
-        Err(Error::FrameTooLong { limit: 8 })
-    ));
-    codec.set_terminator("\r\n");
+    let (mut codec, mut buffer) = after_a_refused_length(b"$16\r\n");
     let mut frames = Vec::new();
     for byte in b"0123456789abcdef\r\nPING\r\n" {
         buffer.extend_from_slice(&[*byte]);
