@@ -9,7 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use bytes::Bytes;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
 };
 
 // Each example brings its own copy of `examples/common/mod.rs`.
@@ -240,6 +240,13 @@ fn resp(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Sends each command in turn and expects exactly the reply beside it.
+async fn exchange_all(stream: &mut TcpStream, exchanges: &[(&[&[u8]], &[u8])]) {
+    for (command, reply) in exchanges {
+        exchange(stream, &resp(command), reply).await;
+    }
+}
+
 /// Sends `request`, expects `reply` and then the end of the connection.
 async fn exchange_and_close(address: SocketAddr, request: &[u8], reply: &str) {
     let mut stream = connect(address).await;
@@ -252,13 +259,14 @@ async fn exchange_and_close(address: SocketAddr, request: &[u8], reply: &str) {
 async fn redis_ping_and_echo() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange(&mut stream, &resp(&[b"PING"]), b"+PONG\r\n").await;
-        exchange(&mut stream, &resp(&[b"ping", b"hi"]), b"$2\r\nhi\r\n").await;
-        exchange(&mut stream, &resp(&[b"ECHO", b""]), b"$0\r\n\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"echo", b"with\r\ncrlf"]),
-            b"$10\r\nwith\r\ncrlf\r\n",
+            &[
+                (&[b"PING"], b"+PONG\r\n"),
+                (&[b"ping", b"hi"], b"$2\r\nhi\r\n"),
+                (&[b"ECHO", b""], b"$0\r\n\r\n"),
+                (&[b"echo", b"with\r\ncrlf"], b"$10\r\nwith\r\ncrlf\r\n"),
+            ],
         )
         .await;
     })
@@ -269,36 +277,25 @@ async fn redis_ping_and_echo() {
 async fn redis_set_and_get() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange(&mut stream, &resp(&[b"GET", b"k"]), b"$-1\r\n").await;
-        exchange(&mut stream, &resp(&[b"SET", b"k", b"v1"]), b"+OK\r\n").await;
-        exchange(&mut stream, &resp(&[b"GET", b"k"]), b"$2\r\nv1\r\n").await;
-        exchange(&mut stream, &resp(&[b"set", b"k", b"\x00\xff"]), b"+OK\r\n").await;
-        exchange(&mut stream, &resp(&[b"get", b"k"]), b"$2\r\n\x00\xff\r\n").await;
-        // NX and XX.
-        exchange(&mut stream, &resp(&[b"SET", b"k", b"x", b"NX"]), b"$-1\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"SET", b"new", b"x", b"XX"]),
-            b"$-1\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SET", b"new", b"y", b"nx"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SET", b"new", b"z", b"xx"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(&mut stream, &resp(&[b"GET", b"new"]), b"$1\r\nz\r\n").await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SET", b"k", b"x", b"NX", b"XX"]),
-            b"-ERR syntax error\r\n",
+            &[
+                (&[b"GET", b"k"], b"$-1\r\n"),
+                (&[b"SET", b"k", b"v1"], b"+OK\r\n"),
+                (&[b"GET", b"k"], b"$2\r\nv1\r\n"),
+                (&[b"set", b"k", b"\x00\xff"], b"+OK\r\n"),
+                (&[b"get", b"k"], b"$2\r\n\x00\xff\r\n"),
+                // NX and XX.
+                (&[b"SET", b"k", b"x", b"NX"], b"$-1\r\n"),
+                (&[b"SET", b"new", b"x", b"XX"], b"$-1\r\n"),
+                (&[b"SET", b"new", b"y", b"nx"], b"+OK\r\n"),
+                (&[b"SET", b"new", b"z", b"xx"], b"+OK\r\n"),
+                (&[b"GET", b"new"], b"$1\r\nz\r\n"),
+                (
+                    &[b"SET", b"k", b"x", b"NX", b"XX"],
+                    b"-ERR syntax error\r\n",
+                ),
+            ],
         )
         .await;
         // A second connection sees the same store.
@@ -312,38 +309,30 @@ async fn redis_set_and_get() {
 async fn redis_expiry() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"SET", b"t", b"v", b"PX", b"100"]),
-            b"+OK\r\n",
+            &[
+                (&[b"SET", b"t", b"v", b"PX", b"100"], b"+OK\r\n"),
+                (&[b"SET", b"e", b"v", b"EX", b"100"], b"+OK\r\n"),
+                (&[b"GET", b"t"], b"$1\r\nv\r\n"),
+                (&[b"DBSIZE"], b":2\r\n"),
+            ],
         )
         .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SET", b"e", b"v", b"EX", b"100"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(&mut stream, &resp(&[b"GET", b"t"]), b"$1\r\nv\r\n").await;
-        exchange(&mut stream, &resp(&[b"DBSIZE"]), b":2\r\n").await;
         tokio::time::sleep(Duration::from_millis(150)).await;
-        exchange(&mut stream, &resp(&[b"GET", b"t"]), b"$-1\r\n").await;
-        exchange(&mut stream, &resp(&[b"EXISTS", b"t", b"e"]), b":1\r\n").await;
-        exchange(&mut stream, &resp(&[b"DBSIZE"]), b":1\r\n").await;
-        // SET without KEEPTTL drops the time to live; with it, keeps it.
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"SET", b"t", b"v", b"px", b"100"]),
-            b"+OK\r\n",
+            &[
+                (&[b"GET", b"t"], b"$-1\r\n"),
+                (&[b"EXISTS", b"t", b"e"], b":1\r\n"),
+                (&[b"DBSIZE"], b":1\r\n"),
+                // SET without KEEPTTL drops the time to live; with it, keeps it.
+                (&[b"SET", b"t", b"v", b"px", b"100"], b"+OK\r\n"),
+                (&[b"SET", b"t", b"w", b"KEEPTTL"], b"+OK\r\n"),
+                (&[b"SET", b"e", b"w"], b"+OK\r\n"),
+            ],
         )
         .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SET", b"t", b"w", b"KEEPTTL"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(&mut stream, &resp(&[b"SET", b"e", b"w"]), b"+OK\r\n").await;
         tokio::time::sleep(Duration::from_millis(150)).await;
         exchange(&mut stream, &resp(&[b"GET", b"t"]), b"$-1\r\n").await;
         exchange(&mut stream, &resp(&[b"GET", b"e"]), b"$1\r\nw\r\n").await;
@@ -375,48 +364,35 @@ async fn redis_expiry() {
 async fn redis_del_exists_incr_dbsize_flushall() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange(&mut stream, &resp(&[b"INCR", b"n"]), b":1\r\n").await;
-        exchange(&mut stream, &resp(&[b"INCR", b"n"]), b":2\r\n").await;
-        exchange(&mut stream, &resp(&[b"DECR", b"n"]), b":1\r\n").await;
-        exchange(&mut stream, &resp(&[b"INCRBY", b"n", b"-11"]), b":-10\r\n").await;
-        exchange(&mut stream, &resp(&[b"GET", b"n"]), b"$3\r\n-10\r\n").await;
-        exchange(&mut stream, &resp(&[b"SET", b"s", b"abc"]), b"+OK\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"INCR", b"s"]),
-            b"-ERR value is not an integer or out of range\r\n",
+            &[
+                (&[b"INCR", b"n"], b":1\r\n"),
+                (&[b"INCR", b"n"], b":2\r\n"),
+                (&[b"DECR", b"n"], b":1\r\n"),
+                (&[b"INCRBY", b"n", b"-11"], b":-10\r\n"),
+                (&[b"GET", b"n"], b"$3\r\n-10\r\n"),
+                (&[b"SET", b"s", b"abc"], b"+OK\r\n"),
+                (
+                    &[b"INCR", b"s"],
+                    b"-ERR value is not an integer or out of range\r\n",
+                ),
+                (&[b"SET", b"max", b"9223372036854775807"], b"+OK\r\n"),
+                (
+                    &[b"INCR", b"max"],
+                    b"-ERR increment or decrement would overflow\r\n",
+                ),
+                (&[b"DBSIZE"], b":3\r\n"),
+                (&[b"EXISTS", b"n", b"n", b"nope"], b":2\r\n"),
+                (&[b"DEL", b"n", b"nope", b"n"], b":1\r\n"),
+                (&[b"EXISTS", b"n"], b":0\r\n"),
+                (&[b"DBSIZE"], b":2\r\n"),
+                (&[b"FLUSHALL"], b"+OK\r\n"),
+                (&[b"DBSIZE"], b":0\r\n"),
+                (&[b"GET", b"s"], b"$-1\r\n"),
+            ],
         )
         .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SET", b"max", b"9223372036854775807"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"INCR", b"max"]),
-            b"-ERR increment or decrement would overflow\r\n",
-        )
-        .await;
-        exchange(&mut stream, &resp(&[b"DBSIZE"]), b":3\r\n").await;
-        exchange(
-            &mut stream,
-            &resp(&[b"EXISTS", b"n", b"n", b"nope"]),
-            b":2\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"DEL", b"n", b"nope", b"n"]),
-            b":1\r\n",
-        )
-        .await;
-        exchange(&mut stream, &resp(&[b"EXISTS", b"n"]), b":0\r\n").await;
-        exchange(&mut stream, &resp(&[b"DBSIZE"]), b":2\r\n").await;
-        exchange(&mut stream, &resp(&[b"FLUSHALL"]), b"+OK\r\n").await;
-        exchange(&mut stream, &resp(&[b"DBSIZE"]), b":0\r\n").await;
-        exchange(&mut stream, &resp(&[b"GET", b"s"]), b"$-1\r\n").await;
     })
     .await;
 }
@@ -425,22 +401,16 @@ async fn redis_del_exists_incr_dbsize_flushall() {
 async fn redis_mset_and_mget() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"SET", b"a", b"old", b"PX", b"100"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"MSET", b"a", b"1", b"b", b"2"]),
-            b"+OK\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"MGET", b"a", b"nope", b"b"]),
-            b"*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n",
+            &[
+                (&[b"SET", b"a", b"old", b"PX", b"100"], b"+OK\r\n"),
+                (&[b"MSET", b"a", b"1", b"b", b"2"], b"+OK\r\n"),
+                (
+                    &[b"MGET", b"a", b"nope", b"b"],
+                    b"*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n",
+                ),
+            ],
         )
         .await;
         // MSET drops the time to live, as SET does.
@@ -747,31 +717,23 @@ async fn redis_unknown_commands_and_wrong_arity_keep_the_connection() {
 async fn redis_what_the_clients_ask_at_start() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange(&mut stream, &resp(&[b"COMMAND", b"DOCS"]), b"*0\r\n").await;
-        exchange(&mut stream, &resp(&[b"COMMAND"]), b"*0\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            &resp(&[b"CONFIG", b"GET", b"save"]),
-            b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"config", b"get", b"appendonly"]),
-            b"*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            &resp(&[b"CONFIG", b"GET", b"maxmemory"]),
-            b"*0\r\n",
-        )
-        .await;
-        exchange(&mut stream, &resp(&[b"SELECT", b"0"]), b"+OK\r\n").await;
-        exchange(
-            &mut stream,
-            &resp(&[b"SELECT", b"1"]),
-            b"-ERR DB index is out of range\r\n",
+            &[
+                (&[b"COMMAND", b"DOCS"], b"*0\r\n"),
+                (&[b"COMMAND"], b"*0\r\n"),
+                (
+                    &[b"CONFIG", b"GET", b"save"],
+                    b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n",
+                ),
+                (
+                    &[b"config", b"get", b"appendonly"],
+                    b"*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
+                ),
+                (&[b"CONFIG", b"GET", b"maxmemory"], b"*0\r\n"),
+                (&[b"SELECT", b"0"], b"+OK\r\n"),
+                (&[b"SELECT", b"1"], b"-ERR DB index is out of range\r\n"),
+            ],
         )
         .await;
     })
