@@ -241,7 +241,7 @@ fn resp(args: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Sends each command in turn and expects exactly the reply beside it.
-async fn exchange_all(stream: &mut TcpStream, exchanges: &[(&[&[u8]], &[u8])]) {
+async fn exchange_commands(stream: &mut TcpStream, exchanges: &[(&[&[u8]], &[u8])]) {
     for (command, reply) in exchanges {
         exchange(stream, &resp(command), reply).await;
     }
@@ -259,7 +259,7 @@ async fn exchange_and_close(address: SocketAddr, request: &[u8], reply: &str) {
 async fn redis_ping_and_echo() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"PING"], b"+PONG\r\n"),
@@ -277,7 +277,7 @@ async fn redis_ping_and_echo() {
 async fn redis_set_and_get() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"GET", b"k"], b"$-1\r\n"),
@@ -309,7 +309,7 @@ async fn redis_set_and_get() {
 async fn redis_expiry() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"SET", b"t", b"v", b"PX", b"100"], b"+OK\r\n"),
@@ -320,7 +320,7 @@ async fn redis_expiry() {
         )
         .await;
         tokio::time::sleep(Duration::from_millis(150)).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"GET", b"t"], b"$-1\r\n"),
@@ -364,7 +364,7 @@ async fn redis_expiry() {
 async fn redis_del_exists_incr_dbsize_flushall() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"INCR", b"n"], b":1\r\n"),
@@ -401,7 +401,7 @@ async fn redis_del_exists_incr_dbsize_flushall() {
 async fn redis_mset_and_mget() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"SET", b"a", b"old", b"PX", b"100"], b"+OK\r\n"),
@@ -717,7 +717,7 @@ async fn redis_unknown_commands_and_wrong_arity_keep_the_connection() {
 async fn redis_what_the_clients_ask_at_start() {
     bounded(async {
         let mut stream = connect(start_redis().await).await;
-        exchange_all(
+        exchange_commands(
             &mut stream,
             &[
                 (&[b"COMMAND", b"DOCS"], b"*0\r\n"),

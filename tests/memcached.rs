@@ -21,7 +21,7 @@ use tokio::{
 mod memcached;
 
 mod common;
-use common::{bounded, connect, exchange, read_exactly, read_to_end, show, step};
+use common::{bounded, connect, exchange, exchange_all, read_exactly, read_to_end, show, step};
 
 use memcached::{store::ITEM_OVERHEAD, Config, Server};
 
@@ -95,34 +95,29 @@ fn unix_now() -> u64 {
 async fn set_and_get_many_keys() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"set a 5 0 3\r\none\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"set b 0 0 0\r\n\r\n", b"STORED\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"get a missing b a\r\n",
-            b"VALUE a 5 3\r\none\r\nVALUE b 0 0\r\n\r\nVALUE a 5 3\r\none\r\nEND\r\n",
-        )
-        .await;
-        // Runs of spaces separate words; leading and trailing ones are
-        // ignored.
-        exchange(
-            &mut stream,
-            b"  get   a  \r\n",
-            b"VALUE a 5 3\r\none\r\nEND\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"get nothing\r\n", b"END\r\n").await;
-        // Data may hold any byte, line endings included.
-        exchange(
-            &mut stream,
-            b"set binary 4294967295 0 6\r\n\r\n\0\n\r\xff\r\n",
-            b"STORED\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"get binary\r\n",
-            b"VALUE binary 4294967295 6\r\n\r\n\0\n\r\xff\r\nEND\r\n",
+            &[
+                (b"set a 5 0 3\r\none\r\n", b"STORED\r\n"),
+                (b"set b 0 0 0\r\n\r\n", b"STORED\r\n"),
+                (
+                    b"get a missing b a\r\n",
+                    b"VALUE a 5 3\r\none\r\nVALUE b 0 0\r\n\r\nVALUE a 5 3\r\none\r\nEND\r\n",
+                ),
+                // Runs of spaces separate words; leading and trailing ones are
+                // ignored.
+                (b"  get   a  \r\n", b"VALUE a 5 3\r\none\r\nEND\r\n"),
+                (b"get nothing\r\n", b"END\r\n"),
+                // Data may hold any byte, line endings included.
+                (
+                    b"set binary 4294967295 0 6\r\n\r\n\0\n\r\xff\r\n",
+                    b"STORED\r\n",
+                ),
+                (
+                    b"get binary\r\n",
+                    b"VALUE binary 4294967295 6\r\n\r\n\0\n\r\xff\r\nEND\r\n",
+                ),
+            ],
         )
         .await;
     })
@@ -134,24 +129,21 @@ async fn lines_may_end_in_a_bare_newline() {
     bounded(async {
         let mut stream = connect(start().await).await;
         // The data block still ends in \r\n, as memcached wants.
-        exchange(
+        exchange_all(
             &mut stream,
-            b"set a 0 0 2\nhi\r\nget a\n",
-            b"STORED\r\nVALUE a 0 2\r\nhi\r\nEND\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"delete a\ndelete a\n",
-            b"DELETED\r\nNOT_FOUND\r\n",
-        )
-        .await;
-        // A block that ends in a bare \n is a bad chunk, as in memcached:
-        // `hi\ng` is read for the block, `et a` as a command.
-        exchange(
-            &mut stream,
-            b"set a 0 0 2\nhi\nget a\n",
-            b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+            &[
+                (
+                    b"set a 0 0 2\nhi\r\nget a\n",
+                    b"STORED\r\nVALUE a 0 2\r\nhi\r\nEND\r\n",
+                ),
+                (b"delete a\ndelete a\n", b"DELETED\r\nNOT_FOUND\r\n"),
+                // A block that ends in a bare \n is a bad chunk, as in memcached:
+                // `hi\ng` is read for the block, `et a` as a command.
+                (
+                    b"set a 0 0 2\nhi\nget a\n",
+                    b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+                ),
+            ],
         )
         .await;
     })
@@ -163,28 +155,27 @@ async fn gets_and_cas() {
     bounded(async {
         let mut stream = connect(start().await).await;
         // CAS uniques come from one counter, from 1, as in memcached.
-        exchange(&mut stream, b"set k 0 0 1\r\na\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"gets k\r\n", b"VALUE k 0 1 1\r\na\r\nEND\r\n").await;
-        exchange(&mut stream, b"cas k 7 0 1 2\r\nb\r\n", b"EXISTS\r\n").await;
-        exchange(&mut stream, b"cas k 7 0 1 1\r\nb\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"gets k\r\n", b"VALUE k 7 1 2\r\nb\r\nEND\r\n").await;
-        // The unique is spent: the same cas again finds a newer item.
-        exchange(&mut stream, b"cas k 0 0 1 1\r\nc\r\n", b"EXISTS\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"cas nothing 0 0 1 2\r\nc\r\n",
-            b"NOT_FOUND\r\n",
+            &[
+                (b"set k 0 0 1\r\na\r\n", b"STORED\r\n"),
+                (b"gets k\r\n", b"VALUE k 0 1 1\r\na\r\nEND\r\n"),
+                (b"cas k 7 0 1 2\r\nb\r\n", b"EXISTS\r\n"),
+                (b"cas k 7 0 1 1\r\nb\r\n", b"STORED\r\n"),
+                (b"gets k\r\n", b"VALUE k 7 1 2\r\nb\r\nEND\r\n"),
+                // The unique is spent: the same cas again finds a newer item.
+                (b"cas k 0 0 1 1\r\nc\r\n", b"EXISTS\r\n"),
+                (b"cas nothing 0 0 1 2\r\nc\r\n", b"NOT_FOUND\r\n"),
+                (
+                    b"cas k 0 0 1 x\r\nc\r\n",
+                    b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+                ),
+                (b"cas k 0 0 1\r\n", b"ERROR\r\n"),
+                // Every change makes a new unique: touch does not.
+                (b"append k 0 0 1\r\nd\r\n", b"STORED\r\n"),
+            ],
         )
         .await;
-        exchange(
-            &mut stream,
-            b"cas k 0 0 1 x\r\nc\r\n",
-            b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"cas k 0 0 1\r\n", b"ERROR\r\n").await;
-        // Every change makes a new unique: touch does not.
-        exchange(&mut stream, b"append k 0 0 1\r\nd\r\n", b"STORED\r\n").await;
         stream.write_all(b"gets k\r\n").await.unwrap();
         let after_append = cas_of(&read_until_end(&mut stream).await);
         exchange(&mut stream, b"touch k 100\r\n", b"TOUCHED\r\n").await;
@@ -198,17 +189,23 @@ async fn gets_and_cas() {
 async fn add_replace_append_prepend() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"replace k 0 0 1\r\na\r\n", b"NOT_STORED\r\n").await;
-        exchange(&mut stream, b"append k 0 0 1\r\na\r\n", b"NOT_STORED\r\n").await;
-        exchange(&mut stream, b"prepend k 0 0 1\r\na\r\n", b"NOT_STORED\r\n").await;
-        exchange(&mut stream, b"add k 3 0 1\r\nb\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"add k 0 0 1\r\nc\r\n", b"NOT_STORED\r\n").await;
-        // append and prepend keep the flags and the exptime of the item.
-        exchange(&mut stream, b"append k 9 -1 2\r\ncd\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"prepend k 9 -1 1\r\na\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"get k\r\n", b"VALUE k 3 4\r\nabcd\r\nEND\r\n").await;
-        exchange(&mut stream, b"replace k 1 0 1\r\nz\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"get k\r\n", b"VALUE k 1 1\r\nz\r\nEND\r\n").await;
+        exchange_all(
+            &mut stream,
+            &[
+                (b"replace k 0 0 1\r\na\r\n", b"NOT_STORED\r\n"),
+                (b"append k 0 0 1\r\na\r\n", b"NOT_STORED\r\n"),
+                (b"prepend k 0 0 1\r\na\r\n", b"NOT_STORED\r\n"),
+                (b"add k 3 0 1\r\nb\r\n", b"STORED\r\n"),
+                (b"add k 0 0 1\r\nc\r\n", b"NOT_STORED\r\n"),
+                // append and prepend keep the flags and the exptime of the item.
+                (b"append k 9 -1 2\r\ncd\r\n", b"STORED\r\n"),
+                (b"prepend k 9 -1 1\r\na\r\n", b"STORED\r\n"),
+                (b"get k\r\n", b"VALUE k 3 4\r\nabcd\r\nEND\r\n"),
+                (b"replace k 1 0 1\r\nz\r\n", b"STORED\r\n"),
+                (b"get k\r\n", b"VALUE k 1 1\r\nz\r\nEND\r\n"),
+            ],
+        )
+        .await;
     })
     .await;
 }
@@ -258,19 +255,31 @@ async fn noreply_suppresses_every_reply() {
 async fn delete() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"set a 0 0 1\r\nx\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"delete a\r\n", b"DELETED\r\n").await;
-        exchange(&mut stream, b"delete a\r\n", b"NOT_FOUND\r\n").await;
-        exchange(&mut stream, b"get a\r\n", b"END\r\n").await;
-        // The hold time of old clients, 0, is taken.
-        exchange(&mut stream, b"set a 0 0 1\r\nx\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"delete a 0\r\n", b"DELETED\r\n").await;
+        exchange_all(
+            &mut stream,
+            &[
+                (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+                (b"delete a\r\n", b"DELETED\r\n"),
+                (b"delete a\r\n", b"NOT_FOUND\r\n"),
+                (b"get a\r\n", b"END\r\n"),
+                // The hold time of old clients, 0, is taken.
+                (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+                (b"delete a 0\r\n", b"DELETED\r\n"),
+            ],
+        )
+        .await;
         let usage = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
-        exchange(&mut stream, b"delete a 10\r\n", usage).await;
-        exchange(&mut stream, b"delete a x noreply\r\n", b"").await;
-        exchange(&mut stream, b"delete a 0 x\r\n", usage).await;
-        exchange(&mut stream, b"delete\r\n", b"ERROR\r\n").await;
-        exchange(&mut stream, b"delete a 0 noreply x\r\n", b"ERROR\r\n").await;
+        exchange_all(
+            &mut stream,
+            &[
+                (b"delete a 10\r\n", usage),
+                (b"delete a x noreply\r\n", b""),
+                (b"delete a 0 x\r\n", usage),
+                (b"delete\r\n", b"ERROR\r\n"),
+                (b"delete a 0 noreply x\r\n", b"ERROR\r\n"),
+            ],
+        )
+        .await;
         nothing_pending(&mut stream).await;
     })
     .await;
@@ -280,38 +289,46 @@ async fn delete() {
 async fn incr_and_decr() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"incr n 1\r\n", b"NOT_FOUND\r\n").await;
-        exchange(&mut stream, b"decr n 1\r\n", b"NOT_FOUND\r\n").await;
-        exchange(&mut stream, b"set n 3 0 3\r\n100\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"incr n 23\r\n", b"123\r\n").await;
-        // A shorter number keeps the length, padded with spaces, as
-        // memcached stores it; the reply has no padding.
-        exchange(&mut stream, b"decr n 24\r\n", b"99\r\n").await;
-        exchange(&mut stream, b"get n\r\n", b"VALUE n 3 3\r\n99 \r\nEND\r\n").await;
-        exchange(&mut stream, b"decr n 1000\r\n", b"0\r\n").await;
-        exchange(&mut stream, b"get n\r\n", b"VALUE n 3 3\r\n0  \r\nEND\r\n").await;
-        // A longer number makes a longer item, with the same flags.
-        exchange(
+        exchange_all(
             &mut stream,
-            b"incr n 18446744073709551615\r\n",
-            b"18446744073709551615\r\n",
+            &[
+                (b"incr n 1\r\n", b"NOT_FOUND\r\n"),
+                (b"decr n 1\r\n", b"NOT_FOUND\r\n"),
+                (b"set n 3 0 3\r\n100\r\n", b"STORED\r\n"),
+                (b"incr n 23\r\n", b"123\r\n"),
+                // A shorter number keeps the length, padded with spaces, as
+                // memcached stores it; the reply has no padding.
+                (b"decr n 24\r\n", b"99\r\n"),
+                (b"get n\r\n", b"VALUE n 3 3\r\n99 \r\nEND\r\n"),
+                (b"decr n 1000\r\n", b"0\r\n"),
+                (b"get n\r\n", b"VALUE n 3 3\r\n0  \r\nEND\r\n"),
+                // A longer number makes a longer item, with the same flags.
+                (
+                    b"incr n 18446744073709551615\r\n",
+                    b"18446744073709551615\r\n",
+                ),
+                (b"incr n 2\r\n", b"1\r\n"), // wraps at 2^64
+                (
+                    b"get n\r\n",
+                    b"VALUE n 3 20\r\n1                   \r\nEND\r\n",
+                ),
+                // Numbers as C's strtoull reads them: blanks and a sign.
+                (b"set n 0 0 4\r\n  7 \r\n", b"STORED\r\n"),
+                (b"incr n +3\r\n", b"10\r\n"),
+                (b"incr n -0\r\n", b"10\r\n"),
+            ],
         )
         .await;
-        exchange(&mut stream, b"incr n 2\r\n", b"1\r\n").await; // wraps at 2^64
-        exchange(
-            &mut stream,
-            b"get n\r\n",
-            b"VALUE n 3 20\r\n1                   \r\nEND\r\n",
-        )
-        .await;
-        // Numbers as C's strtoull reads them: blanks and a sign.
-        exchange(&mut stream, b"set n 0 0 4\r\n  7 \r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"incr n +3\r\n", b"10\r\n").await;
-        exchange(&mut stream, b"incr n -0\r\n", b"10\r\n").await;
         let bad_delta = b"CLIENT_ERROR invalid numeric delta argument\r\n";
-        exchange(&mut stream, b"incr n -1\r\n", bad_delta).await;
-        exchange(&mut stream, b"incr n 1x\r\n", bad_delta).await;
-        exchange(&mut stream, b"incr n 18446744073709551616\r\n", bad_delta).await;
+        exchange_all(
+            &mut stream,
+            &[
+                (b"incr n -1\r\n", bad_delta),
+                (b"incr n 1x\r\n", bad_delta),
+                (b"incr n 18446744073709551616\r\n", bad_delta),
+            ],
+        )
+        .await;
         let non_numeric = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
         for value in [&b"abc"[..], b"12abc", b"", b"18446744073709551616", b"-5"] {
             let mut set = format!("set n 0 0 {}\r\n", value.len()).into_bytes();
@@ -351,42 +368,37 @@ async fn exptimes_relative_absolute_and_negative() {
         )
         .await;
         // 30 days exactly is still counted from now.
-        exchange(
+        exchange_all(
             &mut stream,
-            b"set b 0 2592000 1\r\ny\r\nget b\r\n",
-            b"STORED\r\nVALUE b 0 1\r\ny\r\nEND\r\n",
+            &[
+                (
+                    b"set b 0 2592000 1\r\ny\r\nget b\r\n",
+                    b"STORED\r\nVALUE b 0 1\r\ny\r\nEND\r\n",
+                ),
+                // An expired key is free for add.
+                (
+                    b"set c 0 -1 1\r\nx\r\nadd c 0 0 1\r\nz\r\nget c\r\n",
+                    b"STORED\r\nSTORED\r\nVALUE c 0 1\r\nz\r\nEND\r\n",
+                ),
+                (
+                    b"set a 0 x 1\r\n",
+                    b"CLIENT_ERROR bad command line format\r\n",
+                ),
+                // memcached would keep the low 32 bits of 2^32 + 1, that is 1
+                // second; this server refuses the number.
+                (
+                    b"set a 0 4294967297 1\r\n",
+                    b"CLIENT_ERROR bad command line format\r\n",
+                ),
+                // Relative: there for a second, then gone.
+                (
+                    b"set soon 0 1 1\r\nx\r\nget soon\r\n",
+                    b"STORED\r\nVALUE soon 0 1\r\nx\r\nEND\r\n",
+                ),
+                (b"set later 0 100 1\r\ny\r\n", b"STORED\r\n"),
+            ],
         )
         .await;
-        // An expired key is free for add.
-        exchange(
-            &mut stream,
-            b"set c 0 -1 1\r\nx\r\nadd c 0 0 1\r\nz\r\nget c\r\n",
-            b"STORED\r\nSTORED\r\nVALUE c 0 1\r\nz\r\nEND\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"set a 0 x 1\r\n",
-            b"CLIENT_ERROR bad command line format\r\n",
-        )
-        .await;
-        // memcached would keep the low 32 bits of 2^32 + 1, that is 1
-        // second; this server refuses the number.
-        exchange(
-            &mut stream,
-            b"set a 0 4294967297 1\r\n",
-            b"CLIENT_ERROR bad command line format\r\n",
-        )
-        .await;
-
-        // Relative: there for a second, then gone.
-        exchange(
-            &mut stream,
-            b"set soon 0 1 1\r\nx\r\nget soon\r\n",
-            b"STORED\r\nVALUE soon 0 1\r\nx\r\nEND\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"set later 0 100 1\r\ny\r\n", b"STORED\r\n").await;
         sleep(Duration::from_millis(1100)).await;
         exchange(
             &mut stream,
@@ -404,47 +416,32 @@ async fn exptimes_relative_absolute_and_negative() {
 async fn touch_gat_and_gats() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"touch a 10\r\n", b"NOT_FOUND\r\n").await;
-        exchange(&mut stream, b"set a 2 0 1\r\nx\r\n", b"STORED\r\n").await;
-        exchange(&mut stream, b"touch a 10\r\n", b"TOUCHED\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"touch a x\r\n",
-            b"CLIENT_ERROR invalid exptime argument\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"touch a\r\n", b"ERROR\r\n").await;
-        exchange(
-            &mut stream,
-            b"gat 100 a b\r\n",
-            b"VALUE a 2 1\r\nx\r\nEND\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"gats 100 a\r\n",
-            b"VALUE a 2 1 1\r\nx\r\nEND\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"gat 10\r\n", b"END\r\n").await;
-        exchange(
-            &mut stream,
-            b"gat x a\r\n",
-            b"CLIENT_ERROR invalid exptime argument\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"gat\r\n", b"ERROR\r\n").await;
-        // The item is returned with its new exptime, then gone: as memcached.
-        exchange(
-            &mut stream,
-            b"gat -1 a\r\nget a\r\n",
-            b"VALUE a 2 1\r\nx\r\nEND\r\nEND\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"set b 0 0 1\r\ny\r\ntouch b -1\r\nget b\r\n",
-            b"STORED\r\nTOUCHED\r\nEND\r\n",
+            &[
+                (b"touch a 10\r\n", b"NOT_FOUND\r\n"),
+                (b"set a 2 0 1\r\nx\r\n", b"STORED\r\n"),
+                (b"touch a 10\r\n", b"TOUCHED\r\n"),
+                (
+                    b"touch a x\r\n",
+                    b"CLIENT_ERROR invalid exptime argument\r\n",
+                ),
+                (b"touch a\r\n", b"ERROR\r\n"),
+                (b"gat 100 a b\r\n", b"VALUE a 2 1\r\nx\r\nEND\r\n"),
+                (b"gats 100 a\r\n", b"VALUE a 2 1 1\r\nx\r\nEND\r\n"),
+                (b"gat 10\r\n", b"END\r\n"),
+                (b"gat x a\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
+                (b"gat\r\n", b"ERROR\r\n"),
+                // The item is returned with its new exptime, then gone: as memcached.
+                (
+                    b"gat -1 a\r\nget a\r\n",
+                    b"VALUE a 2 1\r\nx\r\nEND\r\nEND\r\n",
+                ),
+                (
+                    b"set b 0 0 1\r\ny\r\ntouch b -1\r\nget b\r\n",
+                    b"STORED\r\nTOUCHED\r\nEND\r\n",
+                ),
+            ],
         )
         .await;
         let stats = stats(&mut stream).await;
@@ -459,50 +456,43 @@ async fn touch_gat_and_gats() {
 async fn flush_all_now_and_later() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n",
-            b"STORED\r\nSTORED\r\n",
+            &[
+                (
+                    b"set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n",
+                    b"STORED\r\nSTORED\r\n",
+                ),
+                (b"flush_all\r\nget a b\r\n", b"OK\r\nEND\r\n"),
+                (
+                    b"set a 0 0 1\r\nx\r\nflush_all 0\r\nget a\r\n",
+                    b"STORED\r\nOK\r\nEND\r\n",
+                ),
+                (
+                    b"flush_all x\r\n",
+                    b"CLIENT_ERROR invalid exptime argument\r\n",
+                ),
+                (b"flush_all 1 2 3\r\n", b"ERROR\r\n"),
+                (b"flush_all -1\r\n", b"OK\r\n"),
+                // In a second: what was stored before then goes, what comes after stays.
+                (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+                (
+                    b"flush_all 1\r\nget a\r\n",
+                    b"OK\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+                ),
+                (b"set b 0 0 1\r\ny\r\n", b"STORED\r\n"),
+            ],
         )
         .await;
-        exchange(&mut stream, b"flush_all\r\nget a b\r\n", b"OK\r\nEND\r\n").await;
-        exchange(
-            &mut stream,
-            b"set a 0 0 1\r\nx\r\nflush_all 0\r\nget a\r\n",
-            b"STORED\r\nOK\r\nEND\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"flush_all x\r\n",
-            b"CLIENT_ERROR invalid exptime argument\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"flush_all 1 2 3\r\n", b"ERROR\r\n").await;
-        exchange(&mut stream, b"flush_all -1\r\n", b"OK\r\n").await;
-
-        // In a second: what was stored before then goes, what comes after stays.
-        exchange(&mut stream, b"set a 0 0 1\r\nx\r\n", b"STORED\r\n").await;
-        exchange(
-            &mut stream,
-            b"flush_all 1\r\nget a\r\n",
-            b"OK\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"set b 0 0 1\r\ny\r\n", b"STORED\r\n").await;
         sleep(Duration::from_millis(1100)).await;
-        exchange(&mut stream, b"set c 0 0 1\r\nz\r\n", b"STORED\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"get a b c\r\n",
-            b"VALUE c 0 1\r\nz\r\nEND\r\n",
-        )
-        .await;
-        // A later flush_all replaces a pending one.
-        exchange(
-            &mut stream,
-            b"flush_all 1 noreply\r\nflush_all 100\r\n",
-            b"OK\r\n",
+            &[
+                (b"set c 0 0 1\r\nz\r\n", b"STORED\r\n"),
+                (b"get a b c\r\n", b"VALUE c 0 1\r\nz\r\nEND\r\n"),
+                // A later flush_all replaces a pending one.
+                (b"flush_all 1 noreply\r\nflush_all 100\r\n", b"OK\r\n"),
+            ],
         )
         .await;
         sleep(Duration::from_millis(1100)).await;
@@ -577,19 +567,21 @@ async fn version_verbosity_and_stats() {
 
         let mut second = connect(address).await;
         nothing_pending(&mut second).await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"set a 0 0 2\r\nhi\r\nset b 0 0 1\r\nx\r\n",
-            b"STORED\r\nSTORED\r\n",
+            &[
+                (
+                    b"set a 0 0 2\r\nhi\r\nset b 0 0 1\r\nx\r\n",
+                    b"STORED\r\nSTORED\r\n",
+                ),
+                (
+                    b"get a b c\r\n",
+                    b"VALUE a 0 2\r\nhi\r\nVALUE b 0 1\r\nx\r\nEND\r\n",
+                ),
+                (b"delete b\r\n", b"DELETED\r\n"),
+            ],
         )
         .await;
-        exchange(
-            &mut stream,
-            b"get a b c\r\n",
-            b"VALUE a 0 2\r\nhi\r\nVALUE b 0 1\r\nx\r\nEND\r\n",
-        )
-        .await;
-        exchange(&mut stream, b"delete b\r\n", b"DELETED\r\n").await;
         let stats = stats(&mut stream).await;
         assert_eq!(stats["pid"], std::process::id().to_string());
         assert!(stats["uptime"].parse::<u64>().is_ok());
@@ -681,19 +673,18 @@ async fn keys_up_to_250_bytes() {
 async fn a_bad_data_chunk_is_refused_and_the_item_kept() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        exchange(&mut stream, b"set a 0 0 1\r\nx\r\n", b"STORED\r\n").await;
-        // Three bytes are read for one byte and \r\n: `xyz`, which does not
-        // end in \r\n. The \r\n after it is an empty line.
-        exchange(
+        exchange_all(
             &mut stream,
-            b"set a 0 0 1\r\nxyz\r\nget a\r\n",
-            b"CLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
-        )
-        .await;
-        exchange(
-            &mut stream,
-            b"set a 0 0 2\r\nab\rX",
-            b"CLIENT_ERROR bad data chunk\r\n",
+            &[
+                (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+                // Three bytes are read for one byte and \r\n: `xyz`, which does not
+                // end in \r\n. The \r\n after it is an empty line.
+                (
+                    b"set a 0 0 1\r\nxyz\r\nget a\r\n",
+                    b"CLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+                ),
+                (b"set a 0 0 2\r\nab\rX", b"CLIENT_ERROR bad data chunk\r\n"),
+            ],
         )
         .await;
         let stats = stats(&mut stream).await;
@@ -719,13 +710,17 @@ async fn items_up_to_the_size_limit() {
         let mut reply = b"VALUE big 1 1048576\r\n".to_vec();
         reply.extend_from_slice(&value);
         reply.extend_from_slice(b"\r\nEND\r\n");
-        exchange(&mut stream, b"get big\r\n", &reply).await;
-        // Appending past the limit is not stored; the item stays.
-        exchange(&mut stream, b"append big 0 0 1\r\nx\r\n", b"NOT_STORED\r\n").await;
-        exchange(
+        exchange_all(
             &mut stream,
-            b"incr big 1\r\n",
-            b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            &[
+                (b"get big\r\n", &reply),
+                // Appending past the limit is not stored; the item stays.
+                (b"append big 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+                (
+                    b"incr big 1\r\n",
+                    b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+                ),
+            ],
         )
         .await;
     })

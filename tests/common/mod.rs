@@ -115,3 +115,10 @@ pub async fn exchange(stream: &mut TcpStream, request: &[u8], reply: &[u8]) {
         show(&request[..request.len().min(200)])
     );
 }
+
+/// Sends each request in turn and expects exactly the reply beside it.
+pub async fn exchange_all(stream: &mut TcpStream, exchanges: &[(&[u8], &[u8])]) {
+    for (request, reply) in exchanges {
+        exchange(stream, request, reply).await;
+    }
+}
