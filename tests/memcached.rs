@@ -61,6 +61,14 @@ async fn read_until_end(stream: &mut TcpStream) -> Vec<u8> {
     reply
 }
 
+/// Sends each of `lines`, with `after` it (a line ending, perhaps a data
+/// block), and expects `reply` to each.
+async fn each_answered(stream: &mut TcpStream, lines: &[&[u8]], after: &[u8], reply: &[u8]) {
+    for line in lines {
+        exchange(stream, &[line, after].concat(), reply).await;
+    }
+}
+
 async fn stats(stream: &mut TcpStream) -> HashMap<String, String> {
     stream.write_all(b"stats\r\n").await.unwrap();
     let reply = String::from_utf8(read_until_end(stream).await).unwrap();
@@ -508,40 +516,44 @@ async fn flush_all_now_and_later() {
 async fn unknown_commands_and_wrong_word_counts_get_error() {
     bounded(async {
         let mut stream = connect(start().await).await;
-        for line in [
-            &b"bogus"[..],
-            b"",
-            b"   ",
-            b"x",
-            b"SET a 0 0 1",
-            b"GET a",
-            b"get",
-            b"get\ta",
-            b"set a 0 0",
-            b"set a 0 0 1 noreply extra",
-            b"incr",
-            b"verbosity",
-            b"verbosity 1 2 3",
-            b"flush_all 1 2 3",
-            b"stats bogus",
-            b"GET / HTTP/1.1 extra",
-        ] {
-            let mut request = line.to_vec();
-            request.extend_from_slice(b"\r\n");
-            exchange(&mut stream, &request, b"ERROR\r\n").await;
-        }
+        each_answered(
+            &mut stream,
+            &[
+                b"bogus",
+                b"",
+                b"   ",
+                b"x",
+                b"SET a 0 0 1",
+                b"GET a",
+                b"get",
+                b"get\ta",
+                b"set a 0 0",
+                b"set a 0 0 1 noreply extra",
+                b"incr",
+                b"verbosity",
+                b"verbosity 1 2 3",
+                b"flush_all 1 2 3",
+                b"stats bogus",
+                b"GET / HTTP/1.1 extra",
+            ],
+            b"\r\n",
+            b"ERROR\r\n",
+        )
+        .await;
         // Not implemented here: memcached answers these otherwise.
-        for line in [
-            &b"mg a v"[..],
-            b"ms a 1",
-            b"stats settings",
-            b"shutdown",
-            b"slabs automove 1",
-        ] {
-            let mut request = line.to_vec();
-            request.extend_from_slice(b"\r\n");
-            exchange(&mut stream, &request, b"ERROR\r\n").await;
-        }
+        each_answered(
+            &mut stream,
+            &[
+                b"mg a v",
+                b"ms a 1",
+                b"stats settings",
+                b"shutdown",
+                b"slabs automove 1",
+            ],
+            b"\r\n",
+            b"ERROR\r\n",
+        )
+        .await;
         // A NUL ends the line, as memcached's strlen ends it.
         exchange(&mut stream, b"get a\0 b c\r\n", b"END\r\n").await;
         nothing_pending(&mut stream).await;
@@ -607,24 +619,21 @@ async fn storage_line_errors() {
         let mut stream = connect(start().await).await;
         // No data block is read after a refused line: memcached reads the
         // block as a command, and so does this server.
-        for line in [
-            &b"set a x 0 1"[..],
-            b"set a -1 0 1",
-            b"set a 0 x 1",
-            b"set a 0 0 x",
-            b"set a 0 0 -1",
-            b"set a 0 0 2147483646",
-            b"set a 0 0 1x",
-        ] {
-            let mut request = line.to_vec();
-            request.extend_from_slice(b"\r\nx\r\n");
-            exchange(
-                &mut stream,
-                &request,
-                b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
-            )
-            .await;
-        }
+        each_answered(
+            &mut stream,
+            &[
+                b"set a x 0 1",
+                b"set a -1 0 1",
+                b"set a 0 x 1",
+                b"set a 0 0 x",
+                b"set a 0 0 -1",
+                b"set a 0 0 2147483646",
+                b"set a 0 0 1x",
+            ],
+            b"\r\nx\r\n",
+            b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+        )
+        .await;
         // Flags are 32 bits: memcached would keep the low 32 bits of a larger
         // number; this server refuses it.
         exchange(
