@@ -19,6 +19,7 @@
 #                    -t ping,set,get,incr,mset are reported, not checked
 #   CARGO_TARGET_DIR where cargo builds (default ./target)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 QUICK="${QUICK:-0}"
@@ -32,37 +33,13 @@ else
   MIN_RATIO="${MIN_RATIO:-1.0}"
 fi
 
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check NAME COMMAND...: ok if the command succeeds.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
-# contains HAYSTACK NEEDLE
-contains() { [[ "$1" == *"$2"* ]]; }
-
-section() { printf '\n== %s ==\n' "$*"; }
-
 # --- clients -----------------------------------------------------------------
 section "clients"
-need=()
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v nc >/dev/null || need+=(netcat-openbsd)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing ${need[*]}"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+need_command redis-cli redis-tools
+need_command redis-benchmark redis-tools
+need_command redis-server redis-server
+need_command nc netcat-openbsd
+install_needed_packages
 redis-cli --version
 redis-server --version
 
@@ -71,65 +48,13 @@ section "build (release)"
 cargo build --release --example redis --example echo
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work_directory
 
-# start_example NAME [ARGS...]: starts an example on port 0 (a free port, which
-# it prints) and sets PORT. Waits at most 10 s for it to listen.
+# start_example NAME [ARGS...]: starts an example on port 0 and sets PORT.
 start_example() {
   local name="$1"
   shift
-  "$bin/$name" 0 "$@" >"$work/$name.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  PORT=""
-  local _
-  for _ in $(seq 100); do
-    PORT="$(grep -om1 '127\.0\.0\.1:[0-9]*' "$work/$name.log" 2>/dev/null | cut -d: -f2 || true)"
-    [ -n "$PORT" ] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not start:" >&2
-  cat "$work/$name.log" >&2
-  exit 1
-}
-
-# free_port: a port nothing listens on (the kernel's pick, released at once).
-free_port() {
-  if command -v python3 >/dev/null; then
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-    return
-  fi
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 30000))
-    (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null || {
-      echo "$port"
-      return
-    }
-  done
-}
-
-# raw PORT BYTES: sends BYTES (printf format) over a bash /dev/tcp connection
-# and prints what comes back until the server closes (at most 5 s).
-raw() {
-  local port="$1" request="$2"
-  (
-    exec 3<>"/dev/tcp/127.0.0.1/$port"
-    # shellcheck disable=SC2059
-    printf "$request" >&3
-    timeout 5 cat <&3 || true
-  )
+  start_server "$name" "$work/$name.log" "$bin/$name" 0 "$@"
 }
 
 # talk PORT: what nc gets back for its standard input, sent as it is (printf
@@ -172,14 +97,8 @@ ours="$PORT"
 echo "listening on 127.0.0.1:$ours"
 cli() { timeout 10 redis-cli -p "$ours" "$@"; }
 # A real redis-server beside it: where replies must match, they are compared.
-real="$(free_port)"
-redis-server --port "$real" --bind 127.0.0.1 --save '' --appendonly no \
-  --daemonize no --logfile "$work/redis-server.log" &
-pids+=("$!")
-for _ in $(seq 100); do
-  [ "$(redis-cli -p "$real" PING 2>/dev/null || true)" = PONG ] && break
-  sleep 0.1
-done
+start_redis_server
+real="$PORT"
 check "redis-server is up on port $real" [ "$(redis-cli -p "$real" PING)" = PONG ]
 
 check "PING" [ "$(cli PING)" = PONG ]
@@ -206,14 +125,14 @@ out="$(cli SET onlykey 2>&1 || true)"
 check "a wrong number of arguments gets redis-server's error ($out)" \
   [ "$out" = "$(timeout 10 redis-cli -p "$real" SET onlykey 2>&1 || true)" ]
 
-out="$(raw "$ours" '*1\r\n$abc\r\n')"
+out="$(raw_request "$ours" '*1\r\n$abc\r\n')"
 check "a malformed bulk length gets -ERR Protocol error and a close" \
   [ "$out" = $'-ERR Protocol error: invalid bulk length\r' ]
-out="$(raw "$ours" '*2\r\n$3\r\nGET\r\n$1099511627776\r\n')"
+out="$(raw_request "$ours" '*2\r\n$3\r\nGET\r\n$1099511627776\r\n')"
 check "a bulk length of 2^40 gets -ERR and a close" \
   [ "$out" = $'-ERR Protocol error: invalid bulk length\r' ]
 
-out="$(raw "$ours" 'PING\r\nECHO inline\r\nQUIT\r\n')"
+out="$(raw_request "$ours" 'PING\r\nECHO inline\r\nQUIT\r\n')"
 check "inline commands" [ "$out" = $'+PONG\r\n$6\r\ninline\r\n+OK\r' ]
 
 for i in $(seq 10000); do printf '*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$1\r\nv\r\n' $((${#i} + 4)) "$i"; done >"$work/pipe.resp"
@@ -273,7 +192,6 @@ bench() {
 # ran_to_the_end STATUS FILE: redis-benchmark exited 0 and gave a figure for
 # every test, in order.
 ran_to_the_end() { [ "$1" = 0 ] && [ "$(cut -d' ' -f1 "$2" | tr '\n' ' ')" = "${TESTS[*]} " ]; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
 : >"$work/ours.txt"
 : >"$work/real.txt"
@@ -313,8 +231,4 @@ for test in "${TESTS[@]}"; do
 done
 
 section "summary"
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+exit_with_summary
