@@ -25,6 +25,7 @@
 #   MAX_LATENCY_RATIO  fail a race whose p50 latency ratio is above this
 #   CARGO_TARGET_DIR   where cargo builds (default ./target)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 QUICK="${QUICK:-0}"
@@ -40,44 +41,14 @@ fi
 MIN_RATIO="${MIN_RATIO:-}"
 MAX_LATENCY_RATIO="${MAX_LATENCY_RATIO:-}"
 
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check NAME COMMAND...: ok if the command succeeds.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
-section() { printf '\n== %s ==\n' "$*"; }
-
 # --- clients -----------------------------------------------------------------
 section "clients"
-need=()
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v wrk >/dev/null || need+=(wrk)
-command -v python3 >/dev/null || need+=(python3)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing ${need[*]}"
-  $sudo_cmd apt-get update -qq
-  # No daemon started by the install: the race starts its own servers.
-  policy=/usr/sbin/policy-rc.d
-  made_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
-    $sudo_cmd chmod +x "$policy"
-    made_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-  [ "$made_policy" = 0 ] || $sudo_cmd rm -f "$policy"
-fi
+need_command redis-benchmark redis-tools
+need_command redis-server redis-server
+need_command wrk wrk
+need_command python3 python3
+need_command curl curl
+install_needed_packages
 redis-server --version
 wrk --version 2>&1 | head -n 1 || true
 
@@ -86,46 +57,19 @@ section "build (release)"
 cargo build --release --example redis --example http_server --example hyper_contender
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work_directory
 
-# start_example NAME [ARGS...]: starts an example on port 0 (a free port,
-# which it prints) and sets PORT. Waits at most 10 s for it to listen.
+# start_example NAME [ARGS...]: starts an example on port 0 and sets PORT.
 start_example() {
   local name="$1"
   shift
-  "$bin/$name" 0 "$@" >"$work/$name.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  PORT=""
-  local _
-  for _ in $(seq 100); do
-    PORT="$(grep -om1 '127\.0\.0\.1:[0-9]*' "$work/$name.log" 2>/dev/null | cut -d: -f2 || true)"
-    [ -n "$PORT" ] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not start:" >&2
-  cat "$work/$name.log" >&2
-  exit 1
+  start_server "$name" "$work/$name.log" "$bin/$name" 0 "$@"
 }
 
-# free_port: a port nothing listens on (the kernel's pick, released at once).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# median: the median of the numbers on standard input, one a line.
-median() {
+# averaged_median: the median of the numbers on standard input, one a line;
+# of an even count, the mean of the middle two (lib.sh's median takes the
+# lower of them).
+averaged_median() {
   sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else if (NR) print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
@@ -139,13 +83,13 @@ summarize() {
   local race="$1" side
   for side in ours theirs; do
     for column in 4 5; do
-      awk -v r="$race" -v s="$side" -v c="$column" '$1 == r && $3 == s { print $c }' "$work/results.txt" | median
+      awk -v r="$race" -v s="$side" -v c="$column" '$1 == r && $3 == s { print $c }' "$work/results.txt" | averaged_median
     done
   done | tr '\n' ' '
   for column in 4 5; do
     awk -v r="$race" -v c="$column" '
       $1 == r && $3 == "ours" { ours[$2] = $c }
-      $1 == r && $3 == "theirs" && ($2 in ours) && $c > 0 { printf "%.4f\n", ours[$2] / $c }' "$work/results.txt" | median
+      $1 == r && $3 == "theirs" && ($2 in ours) && $c > 0 { printf "%.4f\n", ours[$2] / $c }' "$work/results.txt" | averaged_median
   done | tr '\n' ' '
   echo
 }
@@ -156,14 +100,8 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(lscpu | sed -n 's/^Mode
 section "redis: examples/redis.rs against redis-server"
 start_example redis
 redis_ours="$PORT"
-redis_theirs="$(free_port)"
-redis-server --port "$redis_theirs" --bind 127.0.0.1 --save '' --appendonly no \
-  --daemonize no --logfile "$work/redis-server.log" &
-pids+=("$!")
-for _ in $(seq 100); do
-  [ "$(redis-cli -p "$redis_theirs" PING 2>/dev/null || true)" = PONG ] && break
-  sleep 0.1
-done
+start_redis_server
+redis_theirs="$PORT"
 REDIS_BENCH=(-t set,get -n "$REDIS_REQUESTS" -P 16 -c 50 --csv)
 echo "redis-benchmark ${REDIS_BENCH[*]}; examples/redis.rs on one thread; $ROUNDS round(s)"
 # redis_round ROUND SIDE PORT: one redis-benchmark run, its SET and GET lines
@@ -297,8 +235,4 @@ while read -r label ratio latency_ratio; do
   fi
 done <"$work/ratios.txt"
 
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+exit_with_summary
