@@ -16,49 +16,17 @@
 #   QUICK=1          skip the 1 GiB upload (for CI: under a minute)
 #   CARGO_TARGET_DIR where cargo builds (default ./target)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 QUICK="${QUICK:-0}"
 
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check NAME COMMAND...: ok if the command succeeds.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
-# contains HAYSTACK NEEDLE
-contains() { [[ "$1" == *"$2"* ]]; }
-
-section() { printf '\n== %s ==\n' "$*"; }
-
 # --- clients -----------------------------------------------------------------
 section "clients"
-need=()
-command -v curl >/dev/null || need+=(curl)
-command -v nc >/dev/null || need+=(netcat-openbsd)
-command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing ${need[*]}"
-  # No service may start during the install (a container has no init).
-  policy_rc_d=/usr/sbin/policy-rc.d
-  if [ ! -e "$policy_rc_d" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy_rc_d" >/dev/null
-    $sudo_cmd chmod +x "$policy_rc_d"
-    trap '$sudo_cmd rm -f "$policy_rc_d"' EXIT
-  fi
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-  [ ! -e "$policy_rc_d" ] || $sudo_cmd rm -f "$policy_rc_d"
-  trap - EXIT
-fi
+need_command curl curl
+need_command nc netcat-openbsd
+need_command python3 python3
+install_needed_packages
 curl --version | head -n 1
 python3 --version
 # OpenBSD nc shuts its write side at the end of its input with -N; others
@@ -70,50 +38,14 @@ section "build (release)"
 cargo build --release --example http_server
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work_directory
 
-# start_server NAME [ARGS...]: starts the example on port 0 (a free port, which
-# it prints) with a log of its own; sets PORT and PID. Waits at most 10 s for
-# it to listen.
-start_server() {
+# start_http_server NAME [ARGS...]: starts the example on port 0 with a log of
+# its own; sets PORT and SERVER_PID.
+start_http_server() {
   local name="$1"
   shift
-  "$bin/http_server" 0 "$@" >"$work/$name.log" 2>&1 &
-  PID=$!
-  pids+=("$PID")
-  PORT=""
-  local _
-  for _ in $(seq 100); do
-    PORT="$(grep -om1 '127\.0\.0\.1:[0-9]*' "$work/$name.log" 2>/dev/null | cut -d: -f2 || true)"
-    [ -n "$PORT" ] && return 0
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "http_server ($name) did not start:" >&2
-  cat "$work/$name.log" >&2
-  exit 1
-}
-
-# raw PORT BYTES: sends BYTES (printf format) over a bash /dev/tcp connection
-# and prints what comes back until the server closes (at most 5 s).
-raw() {
-  local port="$1" request="$2"
-  (
-    exec 3<>"/dev/tcp/127.0.0.1/$port"
-    # shellcheck disable=SC2059
-    printf "$request" >&3
-    timeout 5 cat <&3 || true
-  )
+  start_server "http_server ($name)" "$work/$name.log" "$bin/http_server" 0 "$@"
 }
 
 # json_string JSON KEY: the value of a string member of the server's echo.
@@ -140,7 +72,7 @@ head -c $((7 << 20)) /dev/urandom >"$work/7MiB.bin"
 
 # --- curl: requests and replies ----------------------------------------------
 section "curl: requests, replies, keep-alive, limits"
-start_server main
+start_http_server main
 main_port="$PORT"
 base="http://127.0.0.1:$main_port"
 echo "listening on $base"
@@ -246,22 +178,21 @@ check "a chunked body with bare LF line endings" \
 
 # --- bad input ------------------------------------------------------------------
 section "bash /dev/tcp: bad input"
-out="$(raw "$main_port" 'GARBAGE\r\n\r\n')"
-check "a malformed request line gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
-out="$(raw "$main_port" 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12abc\r\n\r\n')"
-check "a bad Content-Length gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
-out="$(raw "$main_port" 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')"
-check "Content-Length with Transfer-Encoding gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
-out="$(raw "$main_port" 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')"
-check "a bad chunk size gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
-out="$(raw "$main_port" 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n')"
-check "an unknown transfer coding gets 501" contains "$out" "HTTP/1.1 501 Not Implemented"
-out="$(raw "$main_port" 'GET / HTTP/1.1\r\n\r\n')"
-check "HTTP/1.1 without Host gets 400" contains "$out" "HTTP/1.1 400 Bad Request"
+# refused NAME BYTES STATUS: ok if BYTES (a printf format), sent as they are,
+# get the reply STATUS.
+refused() { check "$1" contains "$(raw_request "$main_port" "$2")" "HTTP/1.1 $3"; }
+refused "a malformed request line gets 400" 'GARBAGE\r\n\r\n' "400 Bad Request"
+refused "a bad Content-Length gets 400" 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12abc\r\n\r\n' "400 Bad Request"
+refused "Content-Length with Transfer-Encoding gets 400" \
+  'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' "400 Bad Request"
+refused "a bad chunk size gets 400" 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n' "400 Bad Request"
+refused "an unknown transfer coding gets 501" \
+  'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n' "501 Not Implemented"
+refused "HTTP/1.1 without Host gets 400" 'GET / HTTP/1.1\r\n\r\n' "400 Bad Request"
 
 # --- --store and --max-body ---------------------------------------------------------
 section "--store DIR --max-body 6M"
-start_server store --store "$work/store" --max-body 6M
+start_http_server store --store "$work/store" --max-body 6M
 store_base="http://127.0.0.1:$PORT"
 out="$("${CURL[@]}" -T "$work/5MiB.bin" "$store_base/upload")" || out=""
 stored="$(json_string "$out" stored)"
@@ -282,11 +213,11 @@ if [ "$QUICK" = 1 ]; then
   echo "skipped (QUICK=1)"
 else
   head -c $((1 << 30)) /dev/urandom >"$work/1GiB.bin"
-  start_server gib
+  start_http_server gib
   "${CURL[@]}" -o /dev/null "http://127.0.0.1:$PORT/warm-up"
-  before="$(vm_hwm "$PID")"
+  before="$(vm_hwm "$SERVER_PID")"
   out="$(curl -sS --max-time 600 -T "$work/1GiB.bin" "http://127.0.0.1:$PORT/gib")" || out=""
-  after="$(vm_hwm "$PID")"
+  after="$(vm_hwm "$SERVER_PID")"
   echoes_upload "curl -T 1 GiB file" "$out" "$work/1GiB.bin"
   check "peak RSS (VmHWM) of the server: $before KiB before, $after KiB after: growth $((after - before)) KiB <= 16 MiB" \
     [ $((after - before)) -le $((16 * 1024)) ]
@@ -294,8 +225,4 @@ else
 fi
 
 section "summary"
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+exit_with_summary
