@@ -29,6 +29,7 @@
 #                    5, or 1 with QUICK=1)
 #   CARGO_TARGET_DIR where cargo builds (default ./target)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 QUICK="${QUICK:-0}"
@@ -40,44 +41,15 @@ else
   RACE_ROUNDS="${RACE_ROUNDS:-5}"
 fi
 
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check NAME COMMAND...: ok if the command succeeds.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
-section() { printf '\n== %s ==\n' "$*"; }
-
 # --- clients -----------------------------------------------------------------
 section "clients"
-need=()
-command -v memcached >/dev/null || need+=(memcached)
-command -v memccp >/dev/null || need+=(libmemcached-tools)
-command -v nc >/dev/null || need+=(netcat-openbsd)
-command -v python3 >/dev/null || need+=(python3)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing ${need[*]}"
-  # Installing memcached must not start its service on port 11211: a
-  # policy-rc.d that refuses every start, for the time of the install.
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    policy=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
-    $sudo_cmd chmod +x "$policy"
-  fi
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-  [ -z "$policy" ] || $sudo_cmd rm -f "$policy"
-fi
+need_command memcached memcached
+need_command memccp libmemcached-tools
+need_command nc netcat-openbsd
+need_command python3 python3
+# pymemcache comes from PyPI into a virtual environment, if /opt/pyvenv lacks it.
+python3 -c 'import venv, ensurepip' 2>/dev/null || needed_packages+=(python3-venv)
+install_needed_packages
 memcached -V
 memccp --version | head -n 1
 
@@ -98,60 +70,29 @@ section "build (release)"
 cargo build --release --example memcached
 bin="$target/release/examples/memcached"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work_directory
 
-# start_ours NAME [ARGS...]: starts examples/memcached.rs on a free port,
-# which it prints, and sets PORT. Waits at most 10 s for it to listen.
+# start_ours NAME [ARGS...]: starts examples/memcached.rs on port 0 with the
+# log NAME.log, and sets PORT.
 start_ours() {
   local log="$work/$1.log"
   shift
-  "$bin" --port 0 "$@" >"$log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  PORT=""
-  local _
-  for _ in $(seq 100); do
-    PORT="$(grep -om1 '127\.0\.0\.1:[0-9]*' "$log" 2>/dev/null | cut -d: -f2 || true)"
-    [ -n "$PORT" ] && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "examples/memcached.rs did not start:" >&2
-  cat "$log" >&2
-  exit 1
+  start_server examples/memcached.rs "$log" "$bin" --port 0 "$@"
 }
 
-# free_port: a port nothing listens on (the kernel's pick, released at once).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_real [ARGS...]: starts memcached on a free port and sets PORT.
+# start_real [ARGS...]: starts memcached on a free port and sets PORT; it
+# prints no address, so the wait is for its port to take a connection.
 start_real() {
   PORT="$(free_port)"
   local user=()
   [ "$(id -u)" -ne 0 ] || user=(-u nobody) # memcached refuses to run as root
   memcached -l 127.0.0.1 -p "$PORT" -U 0 "${user[@]}" "$@" >"$work/memcached-$PORT.log" 2>&1 &
   pids+=("$!")
-  local _
-  for _ in $(seq 100); do
-    "$python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
-      "$PORT" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "memcached did not start:" >&2
-  cat "$work/memcached-$PORT.log" >&2
-  exit 1
+  if ! wait_for_port "$PORT" 10; then
+    echo "memcached did not start:" >&2
+    cat "$work/memcached-$PORT.log" >&2
+    exit 1
+  fi
 }
 
 # run_python NAME: runs the Python program on stdin with ARGS, prints what
@@ -419,14 +360,9 @@ else
     timeout $((RACE_SECONDS + 30)) memcaslap -s "127.0.0.1:$1" -T 1 -c 32 -t "${RACE_SECONDS}s" 2>&1 |
       awk '/^Run time:/ { for (i = 1; i < NF; i++) if ($i == "TPS:") print $(i + 1) }'
   }
-  median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
   race 1 "$RACE_ROUNDS"
   [ "$QUICK" = 1 ] || race 2 1
 fi
 
 section "summary"
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+exit_with_summary
