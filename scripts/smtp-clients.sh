@@ -26,6 +26,7 @@
 #   LARGE_MIB        the large message's size in MiB (default 100, or 10 with QUICK=1)
 #   CARGO_TARGET_DIR where cargo builds (default ./target)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -41,50 +42,17 @@ else
 fi
 RACE_PARALLEL="${RACE_PARALLEL:-50}"
 
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check NAME COMMAND...: ok if the command succeeds.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
-# contains HAYSTACK NEEDLE
-contains() { [[ "$1" == *"$2"* ]]; }
-
-section() { printf '\n== %s ==\n' "$*"; }
-
 # --- clients -----------------------------------------------------------------
 section "clients"
-sudo_cmd=""
-[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-need=()
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-command -v nc >/dev/null || need+=(netcat-openbsd)
+need_command curl curl
+need_command python3 python3
+need_command nc netcat-openbsd
 if ! command -v smtp-source >/dev/null || ! command -v smtp-sink >/dev/null; then
-  need+=(postfix)
+  needed_packages+=(postfix)
+  # Postfix without a configuration: only its test programs are wanted.
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
 fi
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
-  $sudo_cmd apt-get update -qq
-  # Postfix without a configuration, and no daemon started by the install:
-  # only its test programs are wanted.
-  echo "postfix postfix/main_mailer_type select No configuration" | $sudo_cmd debconf-set-selections
-  policy=/usr/sbin/policy-rc.d
-  made_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
-    $sudo_cmd chmod +x "$policy"
-    made_policy=1
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-  [ "$made_policy" = 0 ] || $sudo_cmd rm -f "$policy"
-fi
+install_needed_packages
 curl --version | head -n 1
 python3 --version
 echo "postfix $(postconf -h mail_version 2>/dev/null || dpkg-query -W -f '${Version}' postfix 2>/dev/null || echo '(version unknown)') smtp-source and smtp-sink"
@@ -94,43 +62,15 @@ section "build (release)"
 cargo build --release --example smtp_server
 bin="${CARGO_TARGET_DIR:-target}/release/examples/smtp_server"
 
-work="$(mktemp -d)"
+make_work_directory
 chmod 755 "$work" # smtp-sink drops to nobody; nothing of it is written here
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
-# start_server LOG [ARGS...]: starts the example on a free port, sets PORT and
-# SERVER_PID. Waits at most 10 s for it to listen.
-start_server() {
+# start_smtp_server LOG [ARGS...]: starts the example on port 0, sets PORT and
+# SERVER_PID.
+start_smtp_server() {
   local log="$1"
   shift
-  "$bin" --port 0 --hostname mx.test "$@" >"$log" 2>&1 &
-  SERVER_PID=$!
-  pids+=("$SERVER_PID")
-  PORT=""
-  local _
-  for _ in $(seq 100); do
-    PORT="$(grep -om1 '127\.0\.0\.1:[0-9]*' "$log" 2>/dev/null | cut -d: -f2 || true)"
-    [ -n "$PORT" ] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "smtp_server did not start:" >&2
-  cat "$log" >&2
-  exit 1
-}
-
-# free_port: a port nothing listens on (the kernel's pick, released at once).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  start_server smtp_server "$log" "$bin" --port 0 --hostname mx.test "$@"
 }
 
 # The Python side: smtplib and a raw socket as clients, and the comparison of a stored message
@@ -301,7 +241,7 @@ count_new() { find "$1/new" -type f | wc -l; }
 # --- the Maildir server ------------------------------------------------------
 section "mail clients against examples/smtp_server.rs"
 maildir="$work/Maildir"
-start_server "$work/server.log" --maildir "$maildir" --max-size $(((LARGE_MIB + 16) << 20))
+start_smtp_server "$work/server.log" --maildir "$maildir" --max-size $(((LARGE_MIB + 16) << 20))
 echo "listening on 127.0.0.1:$PORT, Maildir $maildir"
 server_pid="$SERVER_PID"
 mail_port="$PORT"
@@ -377,7 +317,7 @@ rm -f "$maildir"/new/*
 
 # --- the race: examples/smtp_server.rs --discard against smtp-sink -----------
 section "smtp-source against examples/smtp_server.rs --discard and smtp-sink"
-start_server "$work/discard.log" --discard
+start_smtp_server "$work/discard.log" --discard
 ours="$PORT"
 ours_pid="$SERVER_PID"
 sink="$(free_port)"
@@ -385,10 +325,8 @@ SINK=(smtp-sink)
 [ "$(id -u)" -ne 0 ] || SINK+=(-u nobody) # it will not run as root
 (cd "$work" && exec "${SINK[@]}" "127.0.0.1:$sink" 1000) >"$work/smtp-sink.log" 2>&1 &
 pids+=("$!")
-for _ in $(seq 100); do
-  (: <"/dev/tcp/127.0.0.1/$sink") 2>/dev/null && break
-  sleep 0.1
-done
+# A sink that never listens shows as a failed race below.
+wait_for_port "$sink" 10 || true
 
 SOURCE=(smtp-source -s "$RACE_PARALLEL" -m "$RACE_MESSAGES" -l 4096 -d)
 echo "${SOURCE[*]} 127.0.0.1:PORT, $RACE_ROUNDS round(s), alternating; $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -400,7 +338,6 @@ rate() {
   end="$(date +%s.%N)"
   awk -v s="$start" -v e="$end" -v m="$RACE_MESSAGES" 'BEGIN { printf "%.0f\n", m / (e - s) }'
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 : >"$work/race.txt"
 for round in $(seq "$RACE_ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order=(ours sink); else order=(sink ours); fi
@@ -429,8 +366,4 @@ counted="$(grep -o 'received [0-9]* messages' "$work/discard.log" | grep -o '[0-
 check "--discard counted $counted messages of the $expected sent" [ "$counted" = "$expected" ]
 
 section "summary"
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+exit_with_summary
