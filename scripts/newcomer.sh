@@ -22,6 +22,7 @@
 #                          target/, so the clone does not rebuild every
 #                          dependency)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 repository="${NEWCOMER_REPOSITORY:-$PWD}"
@@ -29,65 +30,22 @@ CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 [[ "$CARGO_TARGET_DIR" = /* ]] || CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
 export CARGO_TARGET_DIR
 
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-  printf 'FAIL %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check NAME COMMAND...: ok if the command succeeds.
-check() {
-  local name="$1"
-  shift
-  if "$@"; then ok "$name"; else fail "$name"; fi
-}
-contains() { [[ "$1" == *"$2"* ]]; }
+# Steps here take minutes (builds, cargo test): each heading says when it began.
 section() { printf '\n== %s (%s) ==\n' "$*" "$(date +%T)"; }
 
 # --- clients -----------------------------------------------------------------
 section "clients"
-need=()
-command -v git >/dev/null || need+=(git)
-command -v curl >/dev/null || need+=(curl)
-command -v nc >/dev/null || need+=(netcat-openbsd)
-command -v redis-cli >/dev/null || need+=(redis-tools)
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-command -v swaks >/dev/null || need+=(swaks)
-command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing ${need[*]}"
-  # No service may start during the install.
-  policy_rc_d=/usr/sbin/policy-rc.d
-  placed_policy=""
-  if [ ! -e "$policy_rc_d" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy_rc_d" >/dev/null
-    $sudo_cmd chmod +x "$policy_rc_d"
-    placed_policy=1
-  fi
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-  [ -z "$placed_policy" ] || $sudo_cmd rm -f "$policy_rc_d"
-fi
+need_command git git
+need_command curl curl
+need_command nc netcat-openbsd
+need_command redis-cli redis-tools
+need_command redis-benchmark redis-tools
+need_command swaks swaks
+need_command python3 python3
+install_needed_packages
 cargo --version
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# free_port: a port nothing listens on (the kernel's pick, released at once).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+make_work_directory
 
 # readme_says TEXT: ok if the clone's README holds TEXT word for word.
 readme_says() {
@@ -98,7 +56,8 @@ readme_says() {
 # it, in DIRECTORY, in the background, with DEFAULT_PORT replaced by a free
 # port (in the command if it names it, else through $PORT, which the examples
 # read), and waits for it to print the address it listens on. Sets PORT to
-# that address's port.
+# that address's port. Up to 300 s, as cargo run may build first; only the
+# program's "listening on" line counts, not an address in cargo's output.
 serve() {
   local name="$1" directory="$2" default_port="$3" command="$4"
   PORT="$(free_port)"
@@ -109,16 +68,10 @@ serve() {
   (cd "$directory" && PORT="$PORT" exec bash -c "exec $run") >"$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  local _
-  for _ in $(seq 3000); do
-    if grep -q "listening on" "$work/$name.log"; then
-      PORT="$(grep -om1 'listening on [^0-9]*127\.0\.0\.1:[0-9]*' "$work/$name.log" | sed 's/.*://')"
-      ok "$name listens on port $PORT"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  if PORT="$(wait_for_address "$work/$name.log" "$pid" 300 'listening on [^0-9]*127\.0\.0\.1:[0-9]+')"; then
+    ok "$name listens on port $PORT"
+    return 0
+  fi
   fail "$name did not start:"
   tail -n 30 "$work/$name.log"
   return 1
@@ -269,8 +222,4 @@ if serve memcached "$clone" 11211 "cargo run --release --example memcached -- --
 fi
 
 section "summary"
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) FAILED"
-  exit 1
-fi
-echo "all checks passed"
+exit_with_summary
