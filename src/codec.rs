@@ -84,6 +84,10 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 pub struct TerminatorCodec {
     /// The terminator as last set: what [`terminator`](Self::terminator)
     /// reports, and what the message after an overlong one is framed by.
+    /// In [`State::Unframed`] it is `None` or the `Length` whose message
+    /// completed: either way no terminator is in force, and
+    /// `terminator()` says `None`. Completing a count so writes one word,
+    /// not a terminator and its drop.
     terminator: Terminator,
     state: State,
     streaming: bool,
@@ -114,7 +118,7 @@ impl std::fmt::Debug for TerminatorCodec {
     /// not the searcher's tables.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TerminatorCodec")
-            .field("terminator", &self.terminator)
+            .field("terminator", self.terminator())
             .field("state", &self.state)
             .field("streaming", &self.streaming)
             .field("max_frame_length", &self.max_frame_length)
@@ -603,7 +607,10 @@ impl TerminatorCodec {
     /// assert_eq!(codec.terminator(), &Terminator::Length(12));
     /// ```
     pub fn terminator(&self) -> &Terminator {
-        &self.terminator
+        match self.state {
+            State::Unframed => &Terminator::None,
+            _ => &self.terminator,
+        }
     }
 
     /// The delimiter that ended the last [`Frame::Complete`], or `None` when
@@ -809,7 +816,7 @@ impl TerminatorCodec {
     /// is still skipped: the rest of its bytes are on their way.
     pub(crate) fn forget_message(&mut self) {
         if !self.is_skipping() {
-            self.begin_message(self.terminator.clone(), &[]);
+            self.begin_message(self.terminator().clone(), &[]);
         }
     }
 
@@ -830,7 +837,7 @@ impl TerminatorCodec {
                 terminator_set: false,
                 ..
             } => Terminator::None,
-            _ => self.terminator.clone(),
+            _ => self.terminator().clone(),
         };
         self.begin_message(terminator, &[]);
     }
@@ -854,7 +861,6 @@ impl TerminatorCodec {
     fn complete_counted(&mut self, buffer: &mut BytesMut, length: usize) -> Frame {
         let message = buffer.split_to(length).freeze();
         self.state = State::Unframed;
-        self.terminator = Terminator::None;
         self.matched = Matched::Nothing;
         Frame::Complete(message)
     }

@@ -817,6 +817,27 @@ fn chat_is_send_and_unpin_and_producer_is_send() {
 // ---------------------------------------------------------------------------
 // discard_buffers, set_terminator
 
+/// A count that completed leaves no terminator in force, as in asynchat,
+/// and a discard does not bring the count back: what follows comes out
+/// unframed.
+#[tokio::test]
+async fn a_completed_count_leaves_no_terminator_through_a_discard() {
+    let (client, mut server) = tcp_pair().await;
+    let mut chat = Chat::new(client, 3u64);
+    server.write_all(b"abc").await.unwrap();
+    assert_next_frame(&mut chat, Frame::Complete("abc".into())).await;
+    assert_eq!(chat.terminator(), &Terminator::None);
+    chat.discard_buffers();
+    assert_eq!(chat.terminator(), &Terminator::None);
+    server.write_all(b"defg").await.unwrap();
+    assert_next_frame(&mut chat, Frame::Partial("defg".into())).await;
+    chat.set_terminator(2u64);
+    assert_eq!(chat.terminator(), &Terminator::Length(2));
+    server.write_all(b"hi").await.unwrap();
+    assert_next_frame(&mut chat, Frame::Complete("hi".into())).await;
+    assert_eq!(chat.terminator(), &Terminator::None);
+}
+
 /// `discard_buffers` drops the queued output and the message under way.
 #[tokio::test]
 async fn discard_buffers_empties_the_fifo_and_the_partial_input() {
