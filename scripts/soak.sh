@@ -39,6 +39,8 @@ set -euo pipefail
 # Read first: bash takes SECONDS from the environment as its clock's start.
 seconds_from_environment=$SECONDS
 
+# ok and fail, as every script reports.
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 duration=${1:-}
@@ -92,13 +94,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-fail() {
-    printf 'FAIL %s\n' "$*"
-    failures=$((failures + 1))
-}
 
 # start NAME ARGS...: starts a server, waits (at most 30 s) for the address it
 # prints, and sets address and pid.
@@ -179,8 +174,9 @@ for name in "${servers[@]}"; do
     done
 done
 
-# median FILE FIRST COUNT: the median of COUNT samples from line FIRST (1-based).
-median() {
+# median_of_samples FILE FIRST COUNT: the median of COUNT samples from line
+# FIRST (1-based).
+median_of_samples() {
     sed -n "$2,$(( $2 + $3 - 1 ))p" "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 mib() { awk -v kib="$1" 'BEGIN { printf "%.1f MiB", kib / 1024 }'; }
@@ -192,10 +188,10 @@ grep '^case\|^failure' "$work/client.out" || true
 for name in "${servers[@]}"; do
     protocol=${name%_server}
     samples=$(wc -l <"$work/rss-$name")
-    start_kib=$(median "$work/rss-$name" $(( warmup + 1 )) 10)
+    start_kib=$(median_of_samples "$work/rss-$name" $(( warmup + 1 )) 10)
     # The last 10 s of the load, not the conversations' wind-down after it.
     last=$(( samples < duration ? samples : duration ))
-    end_kib=$(median "$work/rss-$name" $(( last - 9 )) 10)
+    end_kib=$(median_of_samples "$work/rss-$name" $(( last - 9 )) 10)
     peak_kib=$(sort -n "$work/rss-$name" | tail -1)
     growth=$(awk -v a="$start_kib" -v b="$end_kib" 'BEGIN { printf "%+.1f", (b - a) * 100 / a }')
     panics=$(grep -ci 'panic' "$work/$name.log" || true)
