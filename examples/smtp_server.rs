@@ -920,14 +920,20 @@ impl Delivery {
         // file's, up to 64 KiB each) go back first, so that the memory of
         // the messages waiting on the disk does not follow its latency.
         let file = file.into_inner().into_std().await;
-        let (tmp_path, new_path) = (paths.tmp_path.clone(), paths.new_path.clone());
         tokio::task::spawn_blocking(move || {
             file.sync_data()?;
-            std::fs::rename(tmp_path, new_path)
+            paths.move_to_new()
         })
         .await
-        .map_err(io::Error::other)??;
-        paths.committed = true;
+        .map_err(io::Error::other)?
+    }
+}
+
+impl TmpFile {
+    /// Renames the file into `new/`: delivered, it is no longer removed.
+    fn move_to_new(&mut self) -> io::Result<()> {
+        std::fs::rename(&self.tmp_path, &self.new_path)?;
+        self.committed = true;
         Ok(())
     }
 }
