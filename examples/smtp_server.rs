@@ -108,7 +108,7 @@
 
 use std::{
     fmt::Write as _,
-    io,
+    io::{self, Write as _},
     net::IpAddr,
     path::{Path, PathBuf},
     sync::{
@@ -123,7 +123,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use memchr::memmem;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite},
     net::TcpListener,
     time::timeout,
 };
@@ -868,10 +868,21 @@ impl DotUnstuffer {
 
 /// A message being written into a Maildir: `tmp/` until it is whole, then
 /// `new/`. Dropped before [`commit`](Self::commit), it removes its file.
+///
+/// The text gathers in `pending`, which grows with the message and goes to
+/// the file in the blocking pool each time it reaches [`WRITE_SIZE`]: a
+/// message of a few lines costs a few hundred bytes while the client
+/// sends it, not a fixed buffer, and most messages reach the disk in the
+/// one blocking task that also syncs and renames them.
 struct Delivery {
-    file: BufWriter<tokio::fs::File>,
+    file: Arc<std::fs::File>,
+    pending: Vec<u8>,
     paths: TmpFile,
 }
+
+/// How much of a message gathers before it is written out: unstuffed
+/// pieces can be a few bytes each, and meet here.
+const WRITE_SIZE: usize = 64 * 1024;
 
 /// A file in `tmp/` and its name in `new/`: removed when dropped, unless
 /// it was moved there.
@@ -882,45 +893,56 @@ struct TmpFile {
 }
 
 impl Delivery {
-    /// Creates `tmp/name` (it must not exist) and writes `header`.
+    /// Creates `tmp/name` (it must not exist); `header` is the message's
+    /// first bytes.
     async fn create(maildir: &Path, name: &str, header: &[u8]) -> io::Result<Delivery> {
         let tmp_path = maildir.join("tmp").join(name);
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp_path)
-            .await?;
-        let mut delivery = Delivery {
-            // Unstuffed pieces can be a few bytes each: they meet here.
-            file: BufWriter::with_capacity(64 * 1024, file),
+            .await?
+            .into_std()
+            .await;
+        Ok(Delivery {
+            file: Arc::new(file),
+            pending: header.to_vec(),
             paths: TmpFile {
                 tmp_path,
                 new_path: maildir.join("new").join(name),
                 committed: false,
             },
-        };
-        delivery.write(header).await?;
-        Ok(delivery)
+        })
     }
 
     async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes).await
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() < WRITE_SIZE {
+            return Ok(());
+        }
+        let file = Arc::clone(&self.file);
+        let mut pending = std::mem::take(&mut self.pending);
+        self.pending = tokio::task::spawn_blocking(move || {
+            (&*file).write_all(&pending)?;
+            pending.clear();
+            Ok::<_, io::Error>(pending)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(())
     }
 
     /// Writes out, syncs (the 250 promises the message survives a crash)
-    /// and renames into `new/`, which delivers it at once and whole.
+    /// and renames into `new/`, which delivers it at once and whole: one
+    /// task in the blocking pool.
     async fn commit(self) -> io::Result<()> {
         let Delivery {
-            mut file,
+            file,
+            pending,
             mut paths,
         } = self;
-        file.flush().await?;
-        // The sync is the longest wait of a delivery, as long as the disk
-        // makes it: the write buffers (the `BufWriter`'s and the tokio
-        // file's, up to 64 KiB each) go back first, so that the memory of
-        // the messages waiting on the disk does not follow its latency.
-        let file = file.into_inner().into_std().await;
         tokio::task::spawn_blocking(move || {
+            (&*file).write_all(&pending)?;
             file.sync_data()?;
             paths.move_to_new()
         })

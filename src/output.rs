@@ -124,6 +124,36 @@ impl Output {
         }
         self.queued_bytes += piece.len();
         self.piece_bytes += piece.len();
+        self.push_piece(piece);
+    }
+
+    /// Puts a piece behind those waiting. Up to [`MAX_WRITE_PIECES`] wait
+    /// as they are, all of them one write's worth. Past that the peer
+    /// reads slower than output comes, and a short piece is copied onto
+    /// the end of the last one while the two stay under
+    /// [`COALESCE_BELOW`]: a waiting piece costs a queue slot and the
+    /// allocation it came in, many times the bytes of a reply of a few
+    /// bytes, and a client that pipelines requests without reading would
+    /// cost the server that much. The copy is of short pieces only, and
+    /// one write then carries kilobytes a slice, not a few bytes.
+    #[inline]
+    fn push_piece(&mut self, piece: Bytes) {
+        if self.pieces.len() >= MAX_WRITE_PIECES && piece.len() < COALESCE_BELOW {
+            if let Some(last) = self.pieces.back_mut() {
+                if last.len() + piece.len() <= COALESCE_BELOW {
+                    let mut joined = std::mem::take(last)
+                        .try_into_mut()
+                        .unwrap_or_else(|shared| {
+                            let mut joined = BytesMut::with_capacity(COALESCE_BELOW);
+                            joined.extend_from_slice(&shared);
+                            joined
+                        });
+                    joined.extend_from_slice(&piece);
+                    *last = joined.freeze();
+                    return;
+                }
+            }
+        }
         self.pieces.push_back(piece);
     }
 
@@ -208,7 +238,7 @@ impl Output {
                         self.queued_bytes += piece.len();
                     }
                     self.piece_bytes += piece.len();
-                    self.pieces.push_back(piece);
+                    self.push_piece(piece);
                 }
                 // Kept until the pieces drawn before it are written: the
                 // peer gets everything up to the failure, in order.

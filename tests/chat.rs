@@ -1367,6 +1367,40 @@ async fn small_pushes_in_a_row_leave_in_one_write() {
     }
 }
 
+/// Replies of a few bytes queued faster than the peer reads (a client that
+/// pipelines without reading) wait joined into pieces of kilobytes past the
+/// first 64: they leave in a few writes, every byte once and in order,
+/// where pieces of 14 bytes would take one write per 64 of them.
+#[tokio::test]
+async fn a_backlog_of_short_replies_leaves_in_a_few_writes() {
+    for vectored in [true, false] {
+        let (client, received) = client_to_a_reader().await;
+        let (io, log) = Recording::new(client, vectored);
+        let mut chat = Chat::new(io, "\n");
+        let mut expected = Vec::new();
+        for i in 0..20_000 {
+            let reply = format!("250 {i:05} Ok\r\n");
+            expected.extend_from_slice(reply.as_bytes());
+            match i % 3 {
+                0 => chat.push(reply),
+                1 => chat.push(Bytes::copy_from_slice(reply.as_bytes())),
+                _ => chat.push_with_producer(Producer::from_iter([Bytes::from(reply)])),
+            }
+        }
+        within("close", chat.close()).await.unwrap();
+        assert_eq!(within("the peer", received).await.unwrap(), expected);
+        let log = log.lock().unwrap();
+        let written: usize = log.writes.iter().map(|write| write.written).sum();
+        assert_eq!(written, expected.len());
+        // 20,000 replies of 14 bytes, 64 pieces a write, would be 313 writes.
+        assert!(
+            log.writes.len() <= 40,
+            "vectored {vectored}: {} writes",
+            log.writes.len()
+        );
+    }
+}
+
 /// No write carries more than `out_buffer_size` bytes, whatever the
 /// producer, and no read asks for more than `in_buffer_size`.
 #[tokio::test]
