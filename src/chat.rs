@@ -5,7 +5,8 @@
 //! `tokio_util` `Framed` would do, but with the read size and the buffer's
 //! life under the `Chat`'s control. Output: a FIFO of [`Producer`]s whose
 //! pieces go to the IO as they are, with vectored writes, never copied into
-//! a write buffer.
+//! a write buffer (only short pieces behind a backlog of 64 are joined, see
+//! [`Chat::push`]).
 
 use std::{
     future::Future,
@@ -216,7 +217,12 @@ impl<T> Chat<T> {
     /// [`out_buffer_size`](Self::out_buffer_size), up to 64 pieces a write.
     /// `Bytes`, `Vec<u8>` and `String` are not copied; `&str` and `&[u8]`
     /// are, into an allocation of their own: for constant bytes pushed often
-    /// (a reply's `\r\n`), `Bytes::from_static` costs neither.
+    /// (a reply's `\r\n`), `Bytes::from_static` costs neither. One
+    /// exception bounds a backlog: once 64 pieces wait, a piece under
+    /// 4 KiB is copied onto the end of the last one (while that stays under
+    /// 4 KiB), so that replies of a few bytes queued for a peer that does
+    /// not read cost about their bytes, not a queue slot and an allocation
+    /// each; they then leave kilobytes a slice.
     ///
     /// `push` never waits, and reading goes on while output waits on the
     /// peer (a split `Chat` reads in one task while the other writes): a

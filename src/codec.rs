@@ -134,15 +134,11 @@ impl std::fmt::Debug for TerminatorCodec {
 ///
 /// Plain numbers only: switching terminators per message, as RESP and
 /// length-prefixed protocols do, rewrites a few words and drops nothing.
+/// The three plain states come first, and the three that hold more (the
+/// `preceding` bytes, a skip) after them: telling them apart, which every
+/// switch does, is then one comparison.
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// A delimiter may begin in the codec's `preceding` bytes, handed out
-    /// just before the message (see
-    /// [`set_terminator_after`](TerminatorCodec::set_terminator_after)), and
-    /// end in the first bytes of the message. Decided as soon as enough
-    /// bytes are here (fewer than the longest delimiter); then the message
-    /// is empty, or the search goes on as [`State::Delimited`].
-    DelimitedAfter,
     /// Looking for a delimiter from the start of the buffer.
     ///
     /// `next_index` is where the next search starts. No delimiter starts
@@ -152,14 +148,23 @@ enum State {
     /// the `\r` may begin the delimiter. When `\ndef` arrives, the search
     /// looks only at `\r\ndef`.
     Delimited { next_index: usize },
+    /// Framing by a count: `remaining` bytes of the message are still to be
+    /// handed out (whole-frame mode hands them out in one go at the end).
+    Counted { remaining: u64 },
+    /// No terminator: every byte is data.
+    Unframed,
+    /// A delimiter may begin in the codec's `preceding` bytes, handed out
+    /// just before the message (see
+    /// [`set_terminator_after`](TerminatorCodec::set_terminator_after)), and
+    /// end in the first bytes of the message. Decided as soon as enough
+    /// bytes are here (fewer than the longest delimiter); then the message
+    /// is empty, or the search goes on as [`State::Delimited`].
+    DelimitedAfter,
     /// Whole-frame mode only: the message passed the limit, the error was
     /// returned, and its bytes are dropped up to and including the
     /// delimiter. The next message is framed by the codec's terminator
     /// (after its `preceding` bytes).
     SkippingDelimited,
-    /// Framing by a count: `remaining` bytes of the message are still to be
-    /// handed out (whole-frame mode hands them out in one go at the end).
-    Counted { remaining: u64 },
     /// Whole-frame mode only: a `Length` above the limit; its `remaining`
     /// bytes are dropped as they arrive. The next message is framed by
     /// `None`, as after any `Length`, unless a terminator was set since the
@@ -169,8 +174,6 @@ enum State {
         remaining: u64,
         terminator_set: bool,
     },
-    /// No terminator: every byte is data.
-    Unframed,
 }
 
 /// What ended the last `Frame::Complete`. Plain numbers: a frame records
@@ -677,19 +680,22 @@ impl TerminatorCodec {
     /// ```
     #[inline(always)]
     pub fn set_terminator(&mut self, terminator: impl Into<Terminator>) {
-        match terminator.into() {
-            // The common switch of RESP and length-prefixed protocols, in a
-            // few stores, inlined into the caller: out of line, the call
-            // itself cost as much as the split of a frame.
-            Terminator::Length(length) if !self.is_skipping() => {
+        let terminator = terminator.into();
+        // The common switch of RESP and length-prefixed protocols, in a few
+        // stores, inlined into the caller: out of line, the call itself
+        // cost as much as the split of a frame.
+        if let Terminator::Length(length) = terminator {
+            if self.is_plain() {
                 self.state = State::Counted { remaining: length };
-                self.terminator = Terminator::Length(length);
-                if !self.preceding.is_empty() {
-                    self.preceding = Bytes::new();
+                // A count after a count has nothing to drop.
+                match &mut self.terminator {
+                    Terminator::Length(set) => *set = length,
+                    set => *set = Terminator::Length(length),
                 }
+                return;
             }
-            terminator => self.set_other_terminator(terminator),
         }
+        self.set_other_terminator(terminator);
     }
 
     /// Every terminator but a `Length` set outside a skip.
@@ -697,15 +703,26 @@ impl TerminatorCodec {
         match terminator {
             // The switch back to the delimiter in force before a count.
             Terminator::Delimiter(delimiter)
-                if !self.is_skipping()
-                    && self.preceding.is_empty()
-                    && self.searcher.is_only(&delimiter) =>
+                if self.is_plain() && self.searcher.is_only(&delimiter) =>
             {
                 self.state = State::Delimited { next_index: 0 };
                 self.terminator = Terminator::Delimiter(delimiter);
             }
             terminator => self.set_terminator_after(terminator, []),
         }
+    }
+
+    /// Whether the message is framed plainly: by a delimiter searched from
+    /// the buffer's start, a count, or nothing. Not skipping an overlong
+    /// message, and with no `preceding` bytes, which only the other states
+    /// hold: a switch from here rewrites the state and the terminator and
+    /// nothing else.
+    #[inline(always)]
+    fn is_plain(&self) -> bool {
+        matches!(
+            self.state,
+            State::Delimited { .. } | State::Counted { .. } | State::Unframed
+        )
     }
 
     #[inline]

@@ -1,6 +1,8 @@
 //! The output stage of a [`Chat`](crate::Chat): the producer FIFO, the
 //! pieces drawn from it, and the vectored writes that carry them to the IO
-//! as they are, never copied into a write buffer.
+//! as they are, never copied into a write buffer. The one copy: short
+//! pieces behind a backlog of [`MAX_WRITE_PIECES`] are joined into pieces of
+//! up to [`COALESCE_BELOW`] bytes.
 //!
 //! A piece is a `Bytes`: what a byte producer holds, or what a lazy
 //! producer (iterator, stream, reader) yielded. Lazy producers are drawn
@@ -29,8 +31,10 @@ const MAX_WRITE_PIECES: usize = 64;
 /// not pay for 64.
 const FEW_WRITE_PIECES: usize = 4;
 
-/// On an IO without vectored writes, pieces shorter than this that wait in a
-/// row are copied into one, so they leave in one segment.
+/// Pieces shorter than this are short enough to copy: behind a backlog they
+/// are joined into pieces of up to this size, and on an IO without vectored
+/// writes those that wait in a row are copied into one, so they leave in
+/// one segment.
 const COALESCE_BELOW: usize = 4 * 1024;
 
 /// Whether more output can come.

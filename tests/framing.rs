@@ -823,6 +823,40 @@ fn preceding_longer_than_the_delimiter() {
     assert_eq!(decode_all(&mut codec, b"x\n"), vec![complete("x", "\n")]);
 }
 
+/// A terminator set before the first bytes of a message begun after
+/// preceding bytes replaces them too: a later delimiter is searched in the
+/// input alone, whichever way the switches went, and after a skip too.
+#[test]
+fn a_switch_before_the_message_forgets_its_preceding_bytes() {
+    for middle in [
+        Terminator::Length(2),
+        Terminator::from("X"),
+        Terminator::None,
+    ] {
+        let mut codec = TerminatorCodec::new("\r\n").with_max_frame_length(8);
+        codec.set_terminator_after("\r\n.\r\n", Bytes::from_static(b"\r\n"));
+        codec.set_terminator(middle.clone());
+        codec.set_terminator("\r\n.\r\n");
+        let mut buffer = BytesMut::from(".\r\nab\r\n.\r\nxxxxxxxxxx");
+        assert_eq!(
+            codec.decode(&mut buffer).unwrap(),
+            Some(Frame::Complete(".\r\nab".into())),
+            "after {middle:?}"
+        );
+        // Overlong before its end is here: skipped up to the delimiter.
+        assert!(matches!(
+            codec.decode(&mut buffer),
+            Err(Error::FrameTooLong { limit: 8 })
+        ));
+        buffer.extend_from_slice(b"\r\n.\r\n.\r\ncd\r\n.\r\n");
+        assert_eq!(
+            codec.decode(&mut buffer).unwrap(),
+            Some(Frame::Complete(".\r\ncd".into())),
+            "after {middle:?} and a skip"
+        );
+    }
+}
+
 #[test]
 fn matched_delimiter_only_after_a_delimiter() {
     let mut codec = TerminatorCodec::new(Terminator::any_of(["\r\n", "\n"]));
