@@ -714,14 +714,7 @@ where
         Store::Maildir(maildir) => {
             let trace = conversation.trace_fields(server, &id, &transaction);
             let name = id.file_name(&config.hostname);
-            match Delivery::create(maildir, &name, trace.as_bytes()).await {
-                Ok(delivery) => Sink::Maildir(Box::new(delivery)),
-                Err(error) => {
-                    eprintln!("maildir: {error}");
-                    conversation.reply(chat, 451, "4.3.0 Error: queue file write error");
-                    return Ok(None);
-                }
-            }
+            Sink::Maildir(Box::new(Delivery::new(maildir, &name, trace.as_bytes())))
         }
     };
     conversation.reply(chat, 354, "End data with <CR><LF>.<CR><LF>");
@@ -871,11 +864,13 @@ impl DotUnstuffer {
 ///
 /// The text gathers in `pending`, which grows with the message and goes to
 /// the file in the blocking pool each time it reaches [`WRITE_SIZE`]: a
-/// message of a few lines costs a few hundred bytes while the client
-/// sends it, not a fixed buffer, and most messages reach the disk in the
-/// one blocking task that also syncs and renames them.
+/// message of a few lines costs a few hundred bytes while the client sends
+/// it, not a fixed buffer, and is created, written, synced and renamed by
+/// one task in the blocking pool at its end. (A file that cannot be
+/// created is then answered 451 after the message rather than before.)
 struct Delivery {
-    file: Arc<std::fs::File>,
+    /// Created at the first write-out.
+    file: Option<Arc<std::fs::File>>,
     pending: Vec<u8>,
     paths: TmpFile,
 }
@@ -893,26 +888,18 @@ struct TmpFile {
 }
 
 impl Delivery {
-    /// Creates `tmp/name` (it must not exist); `header` is the message's
-    /// first bytes.
-    async fn create(maildir: &Path, name: &str, header: &[u8]) -> io::Result<Delivery> {
-        let tmp_path = maildir.join("tmp").join(name);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .await?
-            .into_std()
-            .await;
-        Ok(Delivery {
-            file: Arc::new(file),
+    /// A message for `tmp/name` (which must not exist) whose first bytes
+    /// are `header`.
+    fn new(maildir: &Path, name: &str, header: &[u8]) -> Delivery {
+        Delivery {
+            file: None,
             pending: header.to_vec(),
             paths: TmpFile {
-                tmp_path,
+                tmp_path: maildir.join("tmp").join(name),
                 new_path: maildir.join("new").join(name),
                 committed: false,
             },
-        })
+        }
     }
 
     async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -920,15 +907,22 @@ impl Delivery {
         if self.pending.len() < WRITE_SIZE {
             return Ok(());
         }
-        let file = Arc::clone(&self.file);
+        let file = self.file.clone();
+        let tmp_path = self.paths.tmp_path.clone();
         let mut pending = std::mem::take(&mut self.pending);
-        self.pending = tokio::task::spawn_blocking(move || {
+        let (file, pending) = tokio::task::spawn_blocking(move || {
+            let file = match file {
+                Some(file) => file,
+                None => Arc::new(TmpFile::create(&tmp_path)?),
+            };
             (&*file).write_all(&pending)?;
             pending.clear();
-            Ok::<_, io::Error>(pending)
+            Ok::<_, io::Error>((file, pending))
         })
         .await
         .map_err(io::Error::other)??;
+        self.file = Some(file);
+        self.pending = pending;
         Ok(())
     }
 
@@ -942,6 +936,10 @@ impl Delivery {
             mut paths,
         } = self;
         tokio::task::spawn_blocking(move || {
+            let file = match file {
+                Some(file) => file,
+                None => Arc::new(TmpFile::create(&paths.tmp_path)?),
+            };
             (&*file).write_all(&pending)?;
             file.sync_data()?;
             paths.move_to_new()
@@ -952,6 +950,14 @@ impl Delivery {
 }
 
 impl TmpFile {
+    /// Creates the file in `tmp/`: a new one, never one that exists.
+    fn create(tmp_path: &Path) -> io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp_path)
+    }
+
     /// Renames the file into `new/`: delivered, it is no longer removed.
     fn move_to_new(&mut self) -> io::Result<()> {
         std::fs::rename(&self.tmp_path, &self.new_path)?;
@@ -1406,9 +1412,12 @@ fn main() -> io::Result<()> {
     options.config.tls = Some(acceptor);
 
     // One thread, as smtp-sink and smtpd's processes: files are written by
-    // tokio's blocking pool meanwhile.
+    // tokio's blocking pool meanwhile. Its threads stay once started: ended
+    // after 10 s idle (tokio's default), they came and went all along a
+    // steady load, and the heap crept up with them.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_keep_alive(Duration::from_secs(3600))
         .build()?;
     runtime.block_on(async {
         let server = Arc::new(Server::new(options.config)?);

@@ -94,6 +94,23 @@ impl Maildir {
     fn tmp_is_empty(&self) -> bool {
         self.names("tmp").is_empty()
     }
+
+    /// Waits (a bounded step) until the message under way has its file in
+    /// `tmp/`: a delivery creates it when it first writes.
+    async fn wait_for_tmp_file(&self) {
+        step("a file in tmp/", async {
+            while self.names("tmp").len() != 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+}
+
+/// The start of a message longer than a delivery gathers before its first
+/// write (64 KiB): 80 KiB of lines.
+fn long_part() -> Vec<u8> {
+    format!("{}\r\n", "x".repeat(78)).repeat(1024).into_bytes()
 }
 
 impl Drop for Maildir {
@@ -941,8 +958,9 @@ async fn a_client_idle_in_the_middle_of_a_message_gets_421_and_nothing_is_left()
     client.command("MAIL FROM:<a@example.org>", 250).await;
     client.command("RCPT TO:<b@example.com>", 250).await;
     client.command("DATA", 354).await;
-    assert_eq!(running.maildir.names("tmp").len(), 1);
-    client.send("half a message\r\n").await;
+    // More than a delivery gathers before writing: its file is in tmp/.
+    client.send(long_part()).await;
+    running.maildir.wait_for_tmp_file().await;
     let reply = client.reply().await;
     assert_eq!(reply.code, 421, "{reply:?}");
     assert!(client.is_closed().await);
@@ -963,8 +981,8 @@ async fn a_client_gone_in_the_middle_of_a_message_leaves_nothing() {
     client.command("MAIL FROM:<a@example.org>", 250).await;
     client.command("RCPT TO:<b@example.com>", 250).await;
     client.command("DATA", 354).await;
-    client.send("a message that never ends\r\n").await;
-    assert_eq!(maildir.names("tmp").len(), 1);
+    client.send(long_part()).await;
+    maildir.wait_for_tmp_file().await;
     drop(client);
     step("the end of the conversation", handle)
         .await
