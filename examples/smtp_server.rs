@@ -870,7 +870,7 @@ impl DotUnstuffer {
 /// created is then answered 451 after the message rather than before.)
 struct Delivery {
     /// Created at the first write-out.
-    file: Option<Arc<std::fs::File>>,
+    file: Option<std::fs::File>,
     pending: Vec<u8>,
     paths: TmpFile,
 }
@@ -907,21 +907,28 @@ impl Delivery {
         if self.pending.len() < WRITE_SIZE {
             return Ok(());
         }
-        let file = self.file.clone();
+        let file = self.file.take();
         let tmp_path = self.paths.tmp_path.clone();
-        let mut pending = std::mem::take(&mut self.pending);
-        let (file, pending) = tokio::task::spawn_blocking(move || {
-            let file = match file {
-                Some(file) => file,
-                None => Arc::new(TmpFile::create(&tmp_path)?),
+        let pending = std::mem::take(&mut self.pending);
+        // What the task takes comes back (see `commit`).
+        let (result, file, mut pending) = tokio::task::spawn_blocking(move || {
+            let result = match file {
+                Some(file) => Ok(file),
+                None => TmpFile::create(&tmp_path),
             };
-            (&*file).write_all(&pending)?;
-            pending.clear();
-            Ok::<_, io::Error>((file, pending))
+            match result {
+                Ok(mut file) => {
+                    let written = file.write_all(&pending);
+                    (written, Some(file), pending)
+                }
+                Err(error) => (Err(error), None, pending),
+            }
         })
         .await
-        .map_err(io::Error::other)??;
-        self.file = Some(file);
+        .map_err(io::Error::other)?;
+        result?;
+        pending.clear();
+        self.file = file;
         self.pending = pending;
         Ok(())
     }
@@ -930,22 +937,29 @@ impl Delivery {
     /// and renames into `new/`, which delivers it at once and whole: one
     /// task in the blocking pool.
     async fn commit(self) -> io::Result<()> {
-        let Delivery {
-            file,
-            pending,
-            mut paths,
-        } = self;
-        tokio::task::spawn_blocking(move || {
-            let file = match file {
-                Some(file) => file,
-                None => Arc::new(TmpFile::create(&paths.tmp_path)?),
-            };
-            (&*file).write_all(&pending)?;
-            file.sync_data()?;
-            paths.move_to_new()
+        // The delivery comes back and is dropped here: its memory goes back
+        // by the thread that allocated it, not through the caches of the
+        // pool's threads.
+        let (result, delivery) = tokio::task::spawn_blocking(move || {
+            let mut delivery = self;
+            (delivery.finish(), delivery)
         })
         .await
-        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
+        drop(delivery);
+        result
+    }
+
+    /// In the blocking pool: the file created if it was not yet, the last
+    /// bytes, the sync and the rename.
+    fn finish(&mut self) -> io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(TmpFile::create(&self.paths.tmp_path)?),
+        };
+        file.write_all(&self.pending)?;
+        file.sync_data()?;
+        self.paths.move_to_new()
     }
 }
 
