@@ -698,7 +698,7 @@ impl TerminatorCodec {
         self.set_other_terminator(terminator);
     }
 
-    /// Every terminator but a `Length` set outside a skip.
+    /// Every terminator but a `Length` set in a plain state.
     fn set_other_terminator(&mut self, terminator: Terminator) {
         match terminator {
             // The switch back to the delimiter in force before a count.

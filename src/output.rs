@@ -1,8 +1,9 @@
 //! The output stage of a [`Chat`](crate::Chat): the producer FIFO, the
 //! pieces drawn from it, and the vectored writes that carry them to the IO
-//! as they are, never copied into a write buffer. The one copy: short
-//! pieces behind a backlog of [`MAX_WRITE_PIECES`] are joined into pieces of
-//! up to [`COALESCE_BELOW`] bytes.
+//! as they are, never copied into a write buffer. Only short pieces are
+//! ever copied: behind a backlog of [`MAX_WRITE_PIECES`] they are joined
+//! into pieces of up to [`COALESCE_BELOW`] bytes, and on an IO without
+//! vectored writes those in a row are joined before each write.
 //!
 //! A piece is a `Bytes`: what a byte producer holds, or what a lazy
 //! producer (iterator, stream, reader) yielded. Lazy producers are drawn
