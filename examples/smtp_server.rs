@@ -1426,11 +1426,15 @@ fn main() -> io::Result<()> {
     options.config.tls = Some(acceptor);
 
     // One thread, as smtp-sink and smtpd's processes: files are written by
-    // tokio's blocking pool meanwhile. Its threads stay once started: ended
-    // after 10 s idle (tokio's default), they came and went all along a
-    // steady load, and the heap crept up with them.
+    // tokio's blocking pool meanwhile. Its threads stay once started, and
+    // are at most 32 (syncs beyond wait their turn): a thread's start
+    // leaves its own allocations wherever the heap then ends, so threads
+    // that came and went all along a load (ended after 10 s idle, tokio's
+    // default), or kept coming while a slow disk held more syncs (up to
+    // 74 under a loaded machine), crept the heap up with them.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .thread_keep_alive(Duration::from_secs(3600))
         .build()?;
     runtime.block_on(async {
