@@ -684,12 +684,21 @@ enum Sink {
 
 impl Sink {
     async fn write(&mut self, piece: &[u8]) {
-        if let Sink::Maildir(delivery) = self {
-            if let Err(error) = delivery.write(piece).await {
-                eprintln!("maildir: {error}");
-                // Dropping the delivery removes its file from tmp/.
-                *self = Sink::Failed;
-            }
+        let Sink::Maildir(delivery) = self else {
+            return;
+        };
+        delivery.pending.extend_from_slice(piece);
+        if delivery.pending.len() < WRITE_SIZE {
+            return;
+        }
+        // `Failed` while the delivery is in the blocking pool, and after
+        // if the write failed: dropping the delivery removes its file.
+        let Sink::Maildir(delivery) = std::mem::replace(self, Sink::Failed) else {
+            unreachable!("a Maildir sink, matched above");
+        };
+        match delivery.in_blocking_pool(Delivery::write_pending).await {
+            Ok(delivery) => *self = Sink::Maildir(delivery),
+            Err(error) => eprintln!("maildir: {error}"),
         }
     }
 }
@@ -902,64 +911,44 @@ impl Delivery {
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() < WRITE_SIZE {
-            return Ok(());
-        }
-        let file = self.file.take();
-        let tmp_path = self.paths.tmp_path.clone();
-        let pending = std::mem::take(&mut self.pending);
-        // What the task takes comes back (see `commit`).
-        let (result, file, mut pending) = tokio::task::spawn_blocking(move || {
-            let result = match file {
-                Some(file) => Ok(file),
-                None => TmpFile::create(&tmp_path),
-            };
-            match result {
-                Ok(mut file) => {
-                    let written = file.write_all(&pending);
-                    (written, Some(file), pending)
-                }
-                Err(error) => (Err(error), None, pending),
-            }
-        })
-        .await
-        .map_err(io::Error::other)?;
-        result?;
-        pending.clear();
-        self.file = file;
-        self.pending = pending;
-        Ok(())
-    }
-
     /// Writes out, syncs (the 250 promises the message survives a crash)
     /// and renames into `new/`, which delivers it at once and whole: one
     /// task in the blocking pool.
-    async fn commit(self) -> io::Result<()> {
-        // The delivery comes back and is dropped here: its memory goes back
-        // by the thread that allocated it, not through the caches of the
-        // pool's threads.
-        let (result, delivery) = tokio::task::spawn_blocking(move || {
-            let mut delivery = self;
-            (delivery.finish(), delivery)
+    async fn commit(self: Box<Self>) -> io::Result<()> {
+        self.in_blocking_pool(|delivery| {
+            delivery.write_pending()?;
+            delivery.file.as_ref().expect("written").sync_data()?;
+            delivery.paths.move_to_new()
         })
         .await
-        .map_err(io::Error::other)?;
-        drop(delivery);
-        result
+        .map(drop)
     }
 
-    /// In the blocking pool: the file created if it was not yet, the last
-    /// bytes, the sync and the rename.
-    fn finish(&mut self) -> io::Result<()> {
+    /// Runs `work` on the delivery in the blocking pool and takes the
+    /// delivery back, dropped here if the work failed: its buffers are
+    /// freed by the runtime's thread, which allocated them. (Freed by the
+    /// pool's threads, they went through those threads' malloc caches, and
+    /// the heap crept up.)
+    async fn in_blocking_pool(
+        mut self: Box<Self>,
+        work: impl FnOnce(&mut Delivery) -> io::Result<()> + Send + 'static,
+    ) -> io::Result<Box<Self>> {
+        let (result, delivery) = tokio::task::spawn_blocking(move || (work(&mut self), self))
+            .await
+            .map_err(io::Error::other)?;
+        result.map(|()| delivery)
+    }
+
+    /// In the blocking pool: what gathered goes to the file, created at
+    /// the first write-out.
+    fn write_pending(&mut self) -> io::Result<()> {
         let file = match &mut self.file {
             Some(file) => file,
             None => self.file.insert(TmpFile::create(&self.paths.tmp_path)?),
         };
         file.write_all(&self.pending)?;
-        file.sync_data()?;
-        self.paths.move_to_new()
+        self.pending.clear();
+        Ok(())
     }
 }
 

@@ -143,23 +143,25 @@ impl Output {
     /// one write then carries kilobytes a slice, not a few bytes.
     #[inline]
     fn push_piece(&mut self, piece: Bytes) {
-        if self.pieces.len() >= MAX_WRITE_PIECES && piece.len() < COALESCE_BELOW {
-            if let Some(last) = self.pieces.back_mut() {
-                if last.len() + piece.len() <= COALESCE_BELOW {
-                    let mut joined = std::mem::take(last)
-                        .try_into_mut()
-                        .unwrap_or_else(|shared| {
-                            let mut joined = BytesMut::with_capacity(COALESCE_BELOW);
-                            joined.extend_from_slice(&shared);
-                            joined
-                        });
-                    joined.extend_from_slice(&piece);
-                    *last = joined.freeze();
-                    return;
-                }
+        let backlog = self.pieces.len() >= MAX_WRITE_PIECES;
+        match self.pieces.back_mut() {
+            Some(last)
+                if backlog
+                    && piece.len() < COALESCE_BELOW
+                    && last.len() + piece.len() <= COALESCE_BELOW =>
+            {
+                let mut joined = std::mem::take(last)
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| {
+                        let mut joined = BytesMut::with_capacity(COALESCE_BELOW);
+                        joined.extend_from_slice(&shared);
+                        joined
+                    });
+                joined.extend_from_slice(&piece);
+                *last = joined.freeze();
             }
+            _ => self.pieces.push_back(piece),
         }
-        self.pieces.push_back(piece);
     }
 
     /// Drops everything queued (asynchat's `discard_buffers`); output stays
