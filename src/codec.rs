@@ -880,7 +880,11 @@ impl TerminatorCodec {
     fn complete_counted(&mut self, buffer: &mut BytesMut, length: usize) -> Frame {
         let message = buffer.split_to(length).freeze();
         self.state = State::Unframed;
-        self.matched = Matched::Nothing;
+        // Stored only when it changes (after a count it does not): stores,
+        // more than instructions, bound the time of this path.
+        if !matches!(self.matched, Matched::Nothing) {
+            self.matched = Matched::Nothing;
+        }
         Frame::Complete(message)
     }
 
