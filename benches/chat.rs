@@ -347,26 +347,13 @@ fn echo_by(c: &mut Criterion, clock: Clock, suffix: &str) {
     group.finish();
 }
 
-/// Paired runs, before criterion's: each round times one contender then
-/// the other (in turns, which goes first), back to back, and the row's
-/// figure is the median of the rounds' ratios (the contender's time over
-/// ours). Load that comes and goes on a shared machine hits both halves of
-/// a round alike, where criterion measures one contender for seconds, then
-/// the other. Printed as `paired <group> <ours> <contender> <median>
-/// <lowest> <highest> <rounds>` for `scripts/bench-table.sh`; criterion's
-/// filter selects the rows, and `ASYNCHAT_PAIRED_ROUNDS` sets the number of
-/// rounds (0: none).
+/// The TCP rows in paired rounds (see `common::paired_ratios`), each round
+/// a whole transfer or 2,000 round trips by the wall clock.
 fn paired(filter: Option<&str>) {
-    let rounds = match std::env::var("ASYNCHAT_PAIRED_ROUNDS") {
-        Ok(rounds) => rounds
-            .parse()
-            .expect("ASYNCHAT_PAIRED_ROUNDS: a number of rounds"),
-        Err(_) => 21,
-    };
-    if rounds == 0 {
+    let Some(rounds) = common::paired_rounds() else {
         return;
-    }
-    let selected = |group: &str| filter.map_or(true, |filter| group.contains(filter));
+    };
+    let selected = |group: &str| common::selected(filter, group);
     let bulk_runtime = bulk_runtime();
     let listener = bulk_runtime
         .block_on(TcpListener::bind("127.0.0.1:0"))
@@ -375,22 +362,22 @@ fn paired(filter: Option<&str>) {
         time_bulk(&bulk_runtime, &listener, Clock::Wall, 1, send)
     };
     if selected("paired_reader_tcp") {
-        let ratios = paired_ratios(
+        let ratios = common::paired_ratios(
             rounds,
             || bulk(&|s| Box::pin(reader_ours(s))),
             || bulk(&|s| Box::pin(reader_io_copy(s))),
         );
-        report("paired_reader_tcp", "ours", "tokio_io_copy", ratios);
+        common::report("paired_reader_tcp", "ours", "tokio_io_copy", ratios);
     }
     if selected("paired_push_tcp") {
         let piece = Bytes::from(vec![b'x'; PIECE]);
         let ours = || bulk(&|s| Box::pin(push_ours(s, piece.clone(), 64 << 10)));
         let theirs = || bulk(&|s| Box::pin(push_framed(s, piece.clone())));
-        report(
+        common::report(
             "paired_push_tcp",
             "ours",
             "Framed_BytesCodec",
-            paired_ratios(rounds, ours, theirs),
+            common::paired_ratios(rounds, ours, theirs),
         );
     }
     if selected("paired_echo_tcp") {
@@ -405,51 +392,13 @@ fn paired(filter: Option<&str>) {
         let (client, stream) = servers.block_on(connect(&listener));
         servers.spawn(echo_framed(stream));
         let mut theirs = EchoClient::new(client);
-        let ratios = paired_ratios(
+        let ratios = common::paired_ratios(
             rounds,
             || ours.time_round_trips(Clock::Wall, ROUND_TRIPS),
             || theirs.time_round_trips(Clock::Wall, ROUND_TRIPS),
         );
-        report("paired_echo_tcp", "ours", "Framed_LinesCodec", ratios);
+        common::report("paired_echo_tcp", "ours", "Framed_LinesCodec", ratios);
     }
-}
-
-/// The contender's time over ours, one ratio a round; one round first, not
-/// counted, to warm up.
-fn paired_ratios(
-    rounds: usize,
-    mut ours: impl FnMut() -> Duration,
-    mut theirs: impl FnMut() -> Duration,
-) -> Vec<f64> {
-    ours();
-    theirs();
-    (0..rounds)
-        .map(|round| {
-            let (our_time, their_time) = if round % 2 == 0 {
-                let our_time = ours();
-                (our_time, theirs())
-            } else {
-                let their_time = theirs();
-                (ours(), their_time)
-            };
-            their_time.as_secs_f64() / our_time.as_secs_f64()
-        })
-        .collect()
-}
-
-fn report(group: &str, ours: &str, contender: &str, mut ratios: Vec<f64>) {
-    ratios.sort_by(f64::total_cmp);
-    let middle = ratios.len() / 2;
-    let median = if ratios.len() % 2 == 0 {
-        (ratios[middle - 1] + ratios[middle]) / 2.0
-    } else {
-        ratios[middle]
-    };
-    let (lowest, highest) = (ratios[0], ratios[ratios.len() - 1]);
-    println!(
-        "paired {group} {ours} {contender} {median:.3} {lowest:.3} {highest:.3} {}",
-        ratios.len()
-    );
 }
 
 criterion_group!(benches, from_reader, push_bytes, echo);
@@ -459,45 +408,9 @@ fn main() {
     // was seen running at half its speed, in paired rounds too, where on
     // its own it keeps its speed for hundreds of rounds. Only under
     // `cargo bench` (which passes `--bench`), not `--list` or `cargo test`.
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    if arguments.iter().any(|argument| argument == "--bench")
-        && !arguments.iter().any(|argument| argument == "--list")
-    {
-        paired(criterion_filter(&arguments));
+    if let Some(filter) = common::paired_filter() {
+        paired(filter.as_deref());
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
-}
-
-/// Criterion's filter: the first argument that is neither a flag nor a
-/// flag's value. Paired rows are selected by a substring of their group's
-/// name (criterion matches a regular expression).
-fn criterion_filter(arguments: &[String]) -> Option<&str> {
-    const TAKING_A_VALUE: [&str; 16] = [
-        "--baseline",
-        "--color",
-        "--confidence-level",
-        "--format",
-        "--load-baseline",
-        "--logfile",
-        "--measurement-time",
-        "--noise-threshold",
-        "--nresamples",
-        "--output-format",
-        "--plotting-backend",
-        "--profile-time",
-        "--sample-size",
-        "--save-baseline",
-        "--significance-level",
-        "--warm-up-time",
-    ];
-    let mut arguments = arguments.iter();
-    while let Some(argument) = arguments.next() {
-        if TAKING_A_VALUE.contains(&argument.as_str()) {
-            arguments.next();
-        } else if !argument.starts_with('-') {
-            return Some(argument);
-        }
-    }
-    None
 }

@@ -24,7 +24,13 @@
 //! count the time other processes hold the core. `ASYNCHAT_BENCH_CLOCK=wall`
 //! selects the wall clock.
 //!
-//! `scripts/bench-table.sh` turns the results into the ratio table.
+//! Before criterion's groups, the rows held to a target (the length
+//! prefix and short lines against their floor, the length prefix against
+//! `LengthDelimitedCodec`, mixed endings against our `\n`) also run in
+//! paired rounds: ours and the other back to back, round after round, so
+//! that load coming and going on a shared machine hits both alike.
+//!
+//! `scripts/bench-table.sh` turns the results into the ratio tables.
 
 mod common;
 
@@ -35,12 +41,16 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use asynchat::{Frame, Terminator, TerminatorCodec};
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use memchr::memmem;
 use tokio_util::codec::{AnyDelimiterCodec, Decoder, LengthDelimitedCodec, LinesCodec};
 
 /// The read size every group feeds its input in, unless it says otherwise.
 const READ: usize = 64 * 1024;
+
+/// The short-line rows: 1 MiB of 64-byte lines.
+const LINES: u64 = 16 * 1024;
+const LINE_LENGTH: u64 = 64;
 
 /// The clock the benches are timed by: the bench thread's CPU time, or the
 /// wall clock. Values are nanoseconds either way.
@@ -321,8 +331,8 @@ impl<S: BareSearch> Decoder for Scan<S> {
 
 /// 64-byte lines ending `ending`, 1 MiB of them.
 fn short_lines(c: &mut Criterion<Clock>, name: &str, ending: &'static str) {
-    const COUNT: u64 = 16 * 1024;
-    const LENGTH: u64 = 64;
+    const COUNT: u64 = LINES;
+    const LENGTH: u64 = LINE_LENGTH;
     let input = lines(COUNT as usize, LENGTH as usize, ending.as_bytes());
     // Frames without their ending; `LinesCodec` drops a `\r` before the
     // `\n` too, the others split on `\n` alone and keep it.
@@ -402,8 +412,8 @@ fn mixed_lines(count: usize, length: usize) -> (Vec<u8>, u64) {
 /// before it. A bare Aho-Corasick scan of the pair, for reference: what the
 /// automaton would cost on short lines.
 fn lines_mixed(c: &mut Criterion<Clock>) {
-    const COUNT: u64 = 16 * 1024;
-    const LENGTH: u64 = 64;
+    const COUNT: u64 = LINES;
+    const LENGTH: u64 = LINE_LENGTH;
     let (input, crlf) = mixed_lines(COUNT as usize, LENGTH as usize);
     let without_ending = Tally {
         frames: COUNT,
@@ -575,9 +585,9 @@ fn mib_delimiter_sets(c: &mut Criterion<Clock>) {
     }
 }
 
-/// 256-byte messages behind a 4-byte big-endian length header, 1 MiB
-/// of them.
-fn length_prefixed(c: &mut Criterion<Clock>) {
+/// The length-prefixed row's messages: 4096 bodies of 256 bytes, each
+/// behind a 4-byte big-endian length header, and what framing them yields.
+fn length_prefixed_input() -> (Vec<u8>, Tally) {
     const COUNT: u64 = 4 * 1024;
     const BODY: u64 = 256;
     let mut input = Vec::with_capacity((COUNT * (BODY + 4)) as usize);
@@ -585,65 +595,77 @@ fn length_prefixed(c: &mut Criterion<Clock>) {
         input.extend_from_slice(&(BODY as u32).to_be_bytes());
         input.extend((0..BODY).map(|i| (message + i) as u8));
     }
-    let expected = Tally {
+    let bodies = Tally {
         frames: COUNT,
         bytes: COUNT * BODY,
     };
-    let mut group = c.benchmark_group("length_prefixed256");
-    group.throughput(Throughput::Elements(COUNT));
-    group.bench_function("ours", |b| {
-        b.iter(|| {
-            let mut codec = TerminatorCodec::new(4u64);
-            let mut buffer = BytesMut::new();
-            let mut tally = Tally::default();
-            let mut in_header = true;
-            for piece in input.chunks(READ) {
-                read_into(&mut buffer, piece);
-                // A header sets the body's Length; a body sets the next header's.
-                while let Some(frame) = codec.decode(&mut buffer).unwrap() {
-                    if in_header {
-                        let header: [u8; 4] = frame.bytes()[..].try_into().unwrap();
-                        codec.set_terminator(u64::from(u32::from_be_bytes(header)));
-                    } else {
-                        tally.add(&frame);
-                        codec.set_terminator(4u64);
-                    }
-                    in_header = !in_header;
-                }
+    (input, bodies)
+}
+
+/// Ours on length-prefixed messages: a header sets the body's `Length`, a
+/// body sets the next header's.
+fn length_prefixed_ours(input: &[u8]) -> Tally {
+    let mut codec = TerminatorCodec::new(4u64);
+    let mut buffer = BytesMut::new();
+    let mut tally = Tally::default();
+    let mut in_header = true;
+    for piece in input.chunks(READ) {
+        read_into(&mut buffer, piece);
+        while let Some(frame) = codec.decode(&mut buffer).unwrap() {
+            if in_header {
+                let header: [u8; 4] = frame.bytes()[..].try_into().unwrap();
+                codec.set_terminator(u64::from(u32::from_be_bytes(header)));
+            } else {
+                tally.add(&frame);
+                codec.set_terminator(4u64);
             }
-            assert_eq!(black_box(tally), expected);
-        })
+            in_header = !in_header;
+        }
+    }
+    black_box(tally)
+}
+
+/// The floor of framing by `Length(4)` then `Length(n)`: two
+/// `split_to().freeze()` per message and nothing else.
+fn length_prefixed_floor(input: &[u8]) -> Tally {
+    let mut buffer = BytesMut::new();
+    let mut tally = Tally::default();
+    let mut wanted = 4;
+    let mut in_header = true;
+    for piece in input.chunks(READ) {
+        read_into(&mut buffer, piece);
+        while buffer.len() >= wanted {
+            let frame = buffer.split_to(wanted).freeze();
+            if in_header {
+                let header: [u8; 4] = frame[..].try_into().unwrap();
+                wanted = u32::from_be_bytes(header) as usize;
+            } else {
+                tally.add(&frame);
+                wanted = 4;
+            }
+            in_header = !in_header;
+        }
+    }
+    black_box(tally)
+}
+
+/// 256-byte messages behind a 4-byte big-endian length header, 1 MiB
+/// of them.
+fn length_prefixed(c: &mut Criterion<Clock>) {
+    let (input, bodies) = length_prefixed_input();
+    let mut group = c.benchmark_group("length_prefixed256");
+    group.throughput(Throughput::Elements(bodies.frames));
+    group.bench_function("ours", |b| {
+        b.iter(|| assert_eq!(length_prefixed_ours(&input), bodies))
     });
     group.bench_function("LengthDelimitedCodec", |b| {
         b.iter(|| {
             let mut codec = LengthDelimitedCodec::new();
-            assert_eq!(feed(&mut codec, &input, READ), expected);
+            assert_eq!(feed(&mut codec, &input, READ), bodies);
         })
     });
-    // For reference: the floor of framing by `Length(4)` then `Length(n)`,
-    // two `split_to().freeze()` per message and nothing else.
     group.bench_function("floor", |b| {
-        b.iter(|| {
-            let mut buffer = BytesMut::new();
-            let mut tally = Tally::default();
-            let mut wanted = 4;
-            let mut in_header = true;
-            for piece in input.chunks(READ) {
-                read_into(&mut buffer, piece);
-                while buffer.len() >= wanted {
-                    let frame = buffer.split_to(wanted).freeze();
-                    if in_header {
-                        let header: [u8; 4] = frame[..].try_into().unwrap();
-                        wanted = u32::from_be_bytes(header) as usize;
-                    } else {
-                        tally.add(&frame);
-                        wanted = 4;
-                    }
-                    in_header = !in_header;
-                }
-            }
-            assert_eq!(black_box(tally), expected);
-        })
+        b.iter(|| assert_eq!(length_prefixed_floor(&input), bodies))
     });
     group.finish();
 }
@@ -964,4 +986,110 @@ criterion_group!(
     one_byte_reads,
     overlapping_delimiter,
 );
-criterion_main!(benches);
+/// The rows held to a floor or a contender, in paired rounds before
+/// criterion's groups (see `common::paired_ratios`). Each half of a round
+/// decodes the row's input as many times as take about 40 ms of the bench
+/// clock.
+fn paired(filter: Option<&str>) {
+    let Some(rounds) = common::paired_rounds() else {
+        return;
+    };
+    let clock = Clock::from_env();
+    let row = |group: &str,
+               (ours_name, ours): (&str, &dyn Fn()),
+               (their_name, theirs): (&str, &dyn Fn())| {
+        if common::selected(filter, group) {
+            let iterations = iterations_in(clock, Duration::from_millis(40), ours);
+            let ratios = common::paired_ratios(
+                rounds,
+                || time(clock, iterations, ours),
+                || time(clock, iterations, theirs),
+            );
+            common::report(group, ours_name, their_name, ratios);
+        }
+    };
+
+    let (input, bodies) = length_prefixed_input();
+    let ours = || assert_eq!(length_prefixed_ours(&input), bodies);
+    let floor = || assert_eq!(length_prefixed_floor(&input), bodies);
+    let contender = || {
+        let mut codec = LengthDelimitedCodec::new();
+        assert_eq!(feed(&mut codec, &input, READ), bodies);
+    };
+    row(
+        "paired_length_prefixed256",
+        ("ours", &ours),
+        ("floor", &floor),
+    );
+    row(
+        "paired_length_prefixed256",
+        ("ours", &ours),
+        ("LengthDelimitedCodec", &contender),
+    );
+
+    for (group, ending) in [("paired_lines64_crlf", "\r\n"), ("paired_lines64_lf", "\n")] {
+        let input = lines(LINES as usize, LINE_LENGTH as usize, ending.as_bytes());
+        let lines_of = |dropped: u64| Tally {
+            frames: LINES,
+            bytes: LINES * (LINE_LENGTH - dropped),
+        };
+        let ours = || {
+            let mut codec = TerminatorCodec::new(ending);
+            assert_eq!(
+                feed(&mut codec, &input, READ),
+                lines_of(ending.len() as u64)
+            );
+        };
+        let floor = || {
+            let mut scan = Scan::new(Byte(b'\n'));
+            assert_eq!(feed(&mut scan, &input, READ), lines_of(1));
+        };
+        row(group, ("ours", &ours), ("floor", &floor));
+    }
+
+    let (input, crlf) = mixed_lines(LINES as usize, LINE_LENGTH as usize);
+    let ours = || {
+        let mut codec = TerminatorCodec::new(lenient());
+        assert_eq!(
+            feed(&mut codec, &input, READ).bytes,
+            LINES * (LINE_LENGTH - 1) - crlf
+        );
+    };
+    let newline = || {
+        let mut codec = TerminatorCodec::new("\n");
+        assert_eq!(
+            feed(&mut codec, &input, READ).bytes,
+            LINES * (LINE_LENGTH - 1)
+        );
+    };
+    row(
+        "paired_lines64_mixed",
+        ("ours", &ours),
+        ("ours_newline", &newline),
+    );
+}
+
+/// How many runs of `body` take about `wanted` of `clock`'s time.
+fn iterations_in(clock: Clock, wanted: Duration, body: &dyn Fn()) -> u32 {
+    body();
+    let once = time(clock, 1, body).max(Duration::from_micros(1));
+    (wanted.as_nanos() / once.as_nanos()).clamp(1, 100_000) as u32
+}
+
+/// `clock`'s time for `iterations` runs of `body`.
+fn time(clock: Clock, iterations: u32, body: &dyn Fn()) -> Duration {
+    let start = clock.now();
+    for _ in 0..iterations {
+        body();
+    }
+    Duration::from_nanos(clock.now() - start)
+}
+
+fn main() {
+    // First, in a fresh process, as benches/chat.rs does.
+    if let Some(filter) = common::paired_filter() {
+        paired(filter.as_deref());
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

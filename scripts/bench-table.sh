@@ -18,9 +18,10 @@
 # against the contender (tokio-util's codec where there is one), all three
 # measured in the same run. The TCP table gives ours against the
 # contender, by the wall clock and per CPU-second. A third table gives the
-# TCP rows' paired rounds (benches/chat.rs runs them before criterion's
-# groups): each round times ours and the contender back to back, and the
-# figure is the median of the rounds' ratios.
+# paired rounds that benches/codec.rs and benches/chat.rs run before
+# criterion's groups, for the rows held to a target: each round times ours
+# and the other back to back, and the figure is the median of the rounds'
+# ratios.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -199,12 +200,18 @@ for case, group, ours_name, other_name, target in TCP_ROWS:
         f"| {ratio(values[0])} | {ratio(values[1])} | {target_cell} | {verdict_cell} |"
     )
 
-# The paired rounds of benches/chat.rs: the median of the rounds' ratios
-# (the contender's time over ours), and the lowest and highest.
+# The paired rounds of benches/codec.rs and benches/chat.rs: the median of
+# the rounds' ratios (the contender's time over ours), and the lowest and
+# highest. Keyed by group and contender.
 PAIRED = {
-    "paired_reader_tcp": ("`Producer::from_reader` over TCP", 0.9),
-    "paired_push_tcp": ("64 KiB `Bytes` pushed over TCP", 1.2),
-    "paired_echo_tcp": ("line echo round trips over TCP", 1.0),
+    ("paired_length_prefixed256", "floor"): ("256-byte messages, 4-byte length, against the floor", 0.95),
+    ("paired_length_prefixed256", "LengthDelimitedCodec"): ("256-byte messages, 4-byte length", 1.0),
+    ("paired_lines64_crlf", "floor"): ("64-byte lines `\\r\\n`, against the floor", 0.95),
+    ("paired_lines64_lf", "floor"): ("64-byte lines `\\n`, against the floor", 0.95),
+    ("paired_lines64_mixed", "ours_newline"): (f"64-byte lines, mixed endings, {LENIENT} / `\\n`", 0.9),
+    ("paired_reader_tcp", "tokio_io_copy"): ("`Producer::from_reader` over TCP", 0.9),
+    ("paired_push_tcp", "Framed_BytesCodec"): ("64 KiB `Bytes` pushed over TCP", 1.2),
+    ("paired_echo_tcp", "Framed_LinesCodec"): ("line echo round trips over TCP", 1.0),
 }
 print()
 print("| case, paired rounds | ours | contender | median ratio | lowest, highest | rounds | target | |")
@@ -213,14 +220,14 @@ results = paired_results.read_text().split("\n") if paired_results.exists() else
 found = set()
 for line in filter(None, results):
     _, group, ours_name, other_name, median, lowest, highest, rounds = line.split()
-    case, target = PAIRED[group]
-    found.add(group)
+    case, target = PAIRED[(group, other_name)]
+    found.add((group, other_name))
     verdict_cell = "met" if float(median) >= target else "**missed**"
     print(
         f"| {case} | {ours_name} | {other_name} | {float(median):.2f}x "
         f"| {float(lowest):.2f}x, {float(highest):.2f}x | {rounds} | ≥ {target}x | {verdict_cell} |"
     )
-missing |= set(PAIRED) - found
+missing |= {f"{group} against {contender}" for group, contender in set(PAIRED) - found}
 if missing:
     print(f"\nno results for: {', '.join(sorted(missing))}", file=sys.stderr)
     sys.exit(1)
