@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::{
     io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{tcp::OwnedReadHalf, TcpListener, TcpStream},
+    time::timeout,
 };
 
 #[path = "../examples/http_server/main.rs"]
@@ -543,6 +544,41 @@ async fn malformed_requests_get_400() {
         assert_each_refused(address, b"", requests, b"", 400).await;
         assert_refused(address, b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505).await;
         assert_refused(address, b"GET / HTTP/1.2\r\nHost: h\r\n\r\n", 505).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn what_cannot_begin_a_request_gets_400_as_it_comes() {
+    bounded(async {
+        // The default idle timeout, 30 s: the 400 must come long before it.
+        let address = start().await;
+        let beginnings: &[&[u8]] = &[
+            // The first bytes of a TLS ClientHello, sent to a plain port.
+            &[
+                0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+            ],
+            b"G(T / HTTP/1.1",
+            b"GET / HTTP/1.1 extra\r\n",
+        ];
+        for &beginning in beginnings {
+            let mut stream = connect(address).await;
+            stream.write_all(beginning).await.unwrap();
+            let mut reader = BufReader::new(stream);
+            let response = timeout(Duration::from_secs(5), read_response(&mut reader, false))
+                .await
+                .unwrap_or_else(|_| panic!("no answer to {beginning:?} before the idle timeout"));
+            assert_eq!(response.status, 400, "{beginning:?}");
+        }
+        // Sent a byte at a time, another version is not refused on the way
+        // (`HTTP/2` is no version yet): it gets its 505 when the head ends.
+        let mut stream = connect(address).await;
+        for byte in b"GET / HTTP/2.0\r\nHost: h\r\n\r\n" {
+            stream.write_all(&[*byte]).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        let response = read_response(&mut BufReader::new(stream), false).await;
+        assert_eq!(response.status, 505);
     })
     .await;
 }

@@ -205,6 +205,26 @@ fn trim(value: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether `bytes`, the start of a head that has not ended yet, may still
+/// begin a request: `httparse` finds nothing wrong in its request line so
+/// far. Bytes that cannot (a TLS ClientHello sent to this plain-text port,
+/// say) are refused as they come, not when the idle timeout or the head's
+/// limit is reached. Costs a parse of the request line: fields are not
+/// looked at (no room is given for any).
+pub fn may_begin_a_request(bytes: &[u8]) -> bool {
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse(bytes) {
+        // A field line comes after a whole request line: left for the end
+        // of the head.
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => true,
+        // `HTTP/2` may become `HTTP/2.0`, a 505 once the head is whole.
+        Err(httparse::Error::Version) => {
+            !bytes.contains(&b'\n') || names_another_http_version(bytes)
+        }
+        Err(_) => false,
+    }
+}
+
 /// Whether the request line ends in a well-formed `HTTP/d.d` (that
 /// `httparse` refused, so not 1.0 or 1.1): 505 rather than 400.
 fn names_another_http_version(head: &[u8]) -> bool {

@@ -74,6 +74,8 @@
 //!   chunk size, anything but a line ending after a chunk's data (refused
 //!   at its first byte); a malformed trailer field; a body cut short by the
 //!   end of the connection; more than 8 KiB of empty lines before a request.
+//!   A request line is checked as it comes: bytes that cannot begin one (a
+//!   TLS ClientHello) get their 400 at once, not at the idle timeout.
 //! * 408: a body that stops coming for [`Config::idle_timeout`].
 //! * 413: a body longer than `--max-body`, as soon as its length or the
 //!   chunk that passes the limit is announced: the rest is not read.
@@ -84,10 +86,12 @@
 //! * 505: a well-formed version other than HTTP/1.0 and 1.1.
 
 use std::{
+    future::poll_fn,
     io,
     mem::MaybeUninit,
     path::PathBuf,
     sync::{Arc, OnceLock},
+    task::Poll,
     time::Duration,
 };
 
@@ -200,6 +204,27 @@ async fn next_frame(chat: &mut Chat<TcpStream>, idle_timeout: Duration) -> Resul
     }
 }
 
+/// The next frame of a head: as [`next_frame`], and after each read that
+/// does not end it, what came is checked as the start of a request
+/// ([`head::may_begin_a_request`]): a 400 as soon as it cannot be one.
+async fn next_head_frame(
+    chat: &mut Chat<TcpStream>,
+    idle_timeout: Duration,
+) -> Result<Result<Read, Error>, Stop> {
+    let next = poll_fn(|context| match chat.poll_next_unpin(context) {
+        Poll::Pending if !head::may_begin_a_request(chat.buffered_input()) => {
+            Poll::Ready(Err(Stop::Refuse(Status::BadRequest)))
+        }
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(None) => Poll::Ready(Ok(Ok(Read::End))),
+        Poll::Ready(Some(frame)) => Poll::Ready(Ok(frame.map(Read::Frame))),
+    });
+    match timeout(idle_timeout, next).await {
+        Err(_) => Ok(Ok(Read::Idle)),
+        Ok(read) => read,
+    }
+}
+
 /// What ends a head: its empty line, after a CRLF or a bare LF. See the
 /// module documentation for why these three.
 fn head_terminator() -> &'static Terminator {
@@ -260,7 +285,7 @@ async fn read_head(
 ) -> Result<(), Stop> {
     let mut skipped = 0;
     loop {
-        match next_frame(chat, config.idle_timeout).await {
+        match next_head_frame(chat, config.idle_timeout).await? {
             Ok(Read::Frame(Frame::Complete(frame))) => {
                 let delimiter = chat.matched_delimiter().unwrap_or_default();
                 if is_empty_lines(frame.iter().chain(delimiter)) {
