@@ -693,12 +693,12 @@ impl Sink {
         }
         // `Failed` while the delivery is in the blocking pool, and after
         // if the write failed: dropping the delivery removes its file.
-        let Sink::Maildir(delivery) = std::mem::replace(self, Sink::Failed) else {
-            unreachable!("a Maildir sink, matched above");
-        };
-        match delivery.in_blocking_pool(Delivery::write_pending).await {
-            Ok(delivery) => *self = Sink::Maildir(delivery),
-            Err(error) => eprintln!("maildir: {error}"),
+        if let Sink::Maildir(delivery) = std::mem::replace(self, Sink::Failed) {
+            let write_out = |delivery: &mut Delivery| delivery.write_pending().map(drop);
+            match delivery.in_blocking_pool(write_out).await {
+                Ok(delivery) => *self = Sink::Maildir(delivery),
+                Err(error) => eprintln!("maildir: {error}"),
+            }
         }
     }
 }
@@ -916,8 +916,7 @@ impl Delivery {
     /// task in the blocking pool.
     async fn commit(self: Box<Self>) -> io::Result<()> {
         self.in_blocking_pool(|delivery| {
-            delivery.write_pending()?;
-            delivery.file.as_ref().expect("written").sync_data()?;
+            delivery.write_pending()?.sync_data()?;
             delivery.paths.move_to_new()
         })
         .await
@@ -940,15 +939,16 @@ impl Delivery {
     }
 
     /// In the blocking pool: what gathered goes to the file, created at
-    /// the first write-out.
-    fn write_pending(&mut self) -> io::Result<()> {
-        let file = match &mut self.file {
+    /// the first write-out, which is returned.
+    fn write_pending(&mut self) -> io::Result<&std::fs::File> {
+        let file = match self.file.take() {
             Some(file) => file,
-            None => self.file.insert(TmpFile::create(&self.paths.tmp_path)?),
+            None => TmpFile::create(&self.paths.tmp_path)?,
         };
+        let file = self.file.insert(file);
         file.write_all(&self.pending)?;
         self.pending.clear();
-        Ok(())
+        Ok(file)
     }
 }
 
