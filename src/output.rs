@@ -36,7 +36,7 @@ const FEW_WRITE_PIECES: usize = 4;
 /// are joined into pieces of up to this size, and on an IO without vectored
 /// writes those that wait in a row are copied into one, so they leave in
 /// one segment.
-const COALESCE_BELOW: usize = 4 * 1024;
+pub(crate) const COALESCE_BELOW: usize = 4 * 1024;
 
 /// Whether more output can come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,13 +150,14 @@ impl Output {
                     && piece.len() < COALESCE_BELOW
                     && last.len() + piece.len() <= COALESCE_BELOW =>
             {
-                let mut joined = std::mem::take(last)
-                    .try_into_mut()
-                    .unwrap_or_else(|shared| {
-                        let mut joined = BytesMut::with_capacity(COALESCE_BELOW);
-                        joined.extend_from_slice(&shared);
-                        joined
-                    });
+                // The last piece's own allocation is reused only when it is
+                // small: a piece cut from a large one (a reader's buffer)
+                // would keep all of it alive.
+                let mut joined = match std::mem::take(last).try_into_mut() {
+                    Ok(joined) if joined.capacity() <= COALESCE_BELOW => joined,
+                    Ok(joined) => copied(&joined),
+                    Err(shared) => copied(&shared),
+                };
                 joined.extend_from_slice(&piece);
                 *last = joined.freeze();
             }
@@ -342,4 +343,12 @@ fn poll_write_vectored<T: AsyncWrite, const N: usize>(
         count += 1;
     }
     io.poll_write_vectored(cx, &slices[..count])
+}
+
+/// `bytes` in an allocation of their own, with room for short pieces to join
+/// them up to [`COALESCE_BELOW`].
+fn copied(bytes: &[u8]) -> BytesMut {
+    let mut joined = BytesMut::with_capacity(COALESCE_BELOW);
+    joined.extend_from_slice(bytes);
+    joined
 }

@@ -11,6 +11,8 @@ use futures::Stream;
 use tokio::io::AsyncRead;
 use tokio_util::io::poll_read_buf;
 
+use crate::output::COALESCE_BELOW;
+
 /// Output queued on a [`Chat`](crate::Chat): asynchat's producers.
 ///
 /// The `Chat` drains its producers in order, one at a time, drawing the next
@@ -45,6 +47,9 @@ enum Source {
     Reader {
         reader: Pin<Box<dyn AsyncRead + Send>>,
         buffer: BytesMut,
+        /// How the reader ended (`Ok` at its end), met while gathering a
+        /// piece: reported once that piece is drawn.
+        ended: Option<io::Result<()>>,
     },
     Close,
 }
@@ -120,8 +125,11 @@ impl Producer {
     /// Everything a reader yields until its end (a file, a pipe), read in
     /// pieces of at most the `Chat`'s `out_buffer_size`. A read error ends
     /// the [`Chat`](crate::Chat) with [`Error::Producer`](crate::Error::Producer).
-    /// Boxes the reader (one allocation) and reads into a buffer per piece,
-    /// so that about two `out_buffer_size` are held however long it is.
+    /// Boxes the reader (one allocation) and reads into buffers of
+    /// `out_buffer_size`, each piece in the room the last one left; short
+    /// reads that come at once make one piece of at least 4 KiB. About two
+    /// `out_buffer_size` are held however long it is and however short its
+    /// reads, and no byte is copied but by the reader.
     ///
     /// ```
     /// use asynchat::Producer;
@@ -137,6 +145,7 @@ impl Producer {
             source: Source::Reader {
                 reader: Box::pin(reader),
                 buffer: BytesMut::new(),
+                ended: None,
             },
         }
     }
@@ -213,18 +222,49 @@ impl Producer {
                     other => return other,
                 }
             },
-            Source::Reader { reader, buffer } => {
-                if buffer.capacity() < out_buffer_size {
-                    // Reclaims the space of pieces already written, when it can.
+            Source::Reader {
+                reader,
+                buffer,
+                ended,
+            } => {
+                match ended.take() {
+                    Some(Ok(())) => return Poll::Ready(None),
+                    Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                    None => {}
+                }
+                // A piece shares the allocation it was read into, so the
+                // next read goes on in the rest of it: short reads then fill
+                // one allocation instead of each holding one of their own. A
+                // new one, or the old one reclaimed once its pieces are
+                // written, only when little room is left.
+                if buffer.capacity() < (out_buffer_size / 4).max(1) {
                     buffer.reserve(out_buffer_size);
                 }
-                let mut limited = buffer.limit(out_buffer_size);
-                match poll_read_buf(reader.as_mut(), cx, &mut limited) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
-                    Poll::Ready(Ok(0)) => Poll::Ready(None),
-                    Poll::Ready(Ok(_)) => Poll::Ready(Some(Ok(buffer.split().freeze()))),
+                // Short reads (a pipe, a socket) that come at once are
+                // gathered into a piece long enough not to be copied to join
+                // a backlog: one copy would hold the bytes twice, in the
+                // backlog and in the allocation the other pieces keep alive.
+                let long_enough = out_buffer_size.min(COALESCE_BELOW);
+                while buffer.len() < long_enough && buffer.len() < buffer.capacity() {
+                    let room = out_buffer_size - buffer.len();
+                    let read = poll_read_buf(reader.as_mut(), cx, &mut (&mut *buffer).limit(room));
+                    match read {
+                        Poll::Ready(Ok(read)) if read > 0 => continue,
+                        _ if buffer.is_empty() => {
+                            return match read {
+                                Poll::Pending => Poll::Pending,
+                                Poll::Ready(Ok(_)) => Poll::Ready(None),
+                                Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+                            };
+                        }
+                        Poll::Pending => break,
+                        Poll::Ready(end) => {
+                            *ended = Some(end.map(|_| ()));
+                            break;
+                        }
+                    }
                 }
+                Poll::Ready(Some(Ok(buffer.split().freeze())))
             }
             Source::Close => Poll::Ready(None),
         }

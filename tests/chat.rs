@@ -1129,6 +1129,62 @@ async fn a_failing_producer_reader_fails_the_sink() {
     assert_eq!(within("the peer", received).await.unwrap(), b"before\n");
 }
 
+/// A reader whose short reads are gathered into one piece, and whose end
+/// or error comes while they are: the bytes go out first, then the end (the
+/// next producer follows) or the error, once.
+#[tokio::test]
+async fn a_reader_that_ends_while_its_short_reads_are_gathered() {
+    /// `reads` reads of 10 bytes, then `end`.
+    struct TenAtATime {
+        reads: u8,
+        end: Option<io::Error>,
+    }
+    impl AsyncRead for TenAtATime {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.reads == 0 {
+                return Poll::Ready(self.end.take().map_or(Ok(()), Err));
+            }
+            self.reads -= 1;
+            buf.put_slice(&[b'0' + self.reads; 10]);
+            Poll::Ready(Ok(()))
+        }
+    }
+    let ten_times = |digit: u8| vec![digit; 10];
+    let expected: Vec<u8> = [ten_times(b'2'), ten_times(b'1'), ten_times(b'0')].concat();
+
+    let (client, received) = client_to_a_reader().await;
+    let mut chat = Chat::new(client, "\n");
+    let reader = TenAtATime {
+        reads: 3,
+        end: None,
+    };
+    chat.push_with_producer(Producer::from_reader(reader));
+    chat.push("after\n");
+    within("close", chat.close()).await.unwrap();
+    drop(chat);
+    let mut all = expected.clone();
+    all.extend_from_slice(b"after\n");
+    assert_eq!(within("the peer", received).await.unwrap(), all);
+
+    let (client, received) = client_to_a_reader().await;
+    let mut chat = Chat::new(client, "\n");
+    let reader = TenAtATime {
+        reads: 3,
+        end: Some(io::ErrorKind::InvalidData.into()),
+    };
+    match within("the send", chat.send(Producer::from_reader(reader))).await {
+        Err(Error::Producer(error)) => assert_eq!(error.kind(), io::ErrorKind::InvalidData),
+        other => panic!("expected a producer error, got {other:?}"),
+    }
+    assert!(within("the end", chat.next()).await.is_none());
+    drop(chat);
+    assert_eq!(within("the peer", received).await.unwrap(), expected);
+}
+
 /// The peer resets the connection while the `Chat` reads.
 #[tokio::test]
 async fn peer_reset_while_reading_is_an_io_error() {

@@ -1,0 +1,112 @@
+//! What output costs in memory, counted by the allocator: the bytes held
+//! while a peer does not read, not only the bytes queued.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    future::Future,
+    pin::Pin,
+    sync::atomic::{AtomicUsize, Ordering},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use asynchat::{Chat, Producer};
+use futures::{future::poll_fn, Sink};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// The system allocator, counting the bytes allocated and not yet freed.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counter only observes the sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.dealloc(pointer, layout)
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        HELD.fetch_add(size, Ordering::Relaxed);
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.realloc(pointer, layout, size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// A reader whose every read comes back `read` bytes long, as a pipe's or a
+/// socket's do, `remaining` bytes in all.
+struct ShortReads {
+    read: usize,
+    remaining: usize,
+}
+
+impl AsyncRead for ShortReads {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        static XS: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+        let size = self.read.min(buf.remaining()).min(self.remaining);
+        buf.put_slice(&XS[..size]);
+        self.remaining -= size;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Polls `future` until `wait` passes; it must not complete.
+async fn stays_pending(future: impl Future, wait: Duration) {
+    assert!(
+        tokio::time::timeout(wait, future).await.is_err(),
+        "it completed"
+    );
+}
+
+/// One test, its cases in turn: the counter is the whole process's.
+#[tokio::test(flavor = "current_thread")]
+async fn a_reader_producer_holds_about_two_out_buffer_sizes_however_short_its_reads() {
+    for (out_buffer_size, read) in [
+        (64 << 10, 64 << 10),
+        (64 << 10, 20 << 10),
+        (64 << 10, 1460),
+        (64 << 10, 16),
+        (1 << 20, 1460),
+    ] {
+        // A peer that never reads: the duplex takes 1 KiB, then the flush
+        // waits with what the Chat holds.
+        let (io, peer) = tokio::io::duplex(1024);
+        let mut chat = Chat::new(io, "\n");
+        chat.set_out_buffer_size(out_buffer_size);
+        let before = HELD.load(Ordering::Relaxed);
+        chat.push_with_producer(Producer::from_reader(ShortReads {
+            read,
+            remaining: 64 << 20,
+        }));
+        stays_pending(
+            poll_fn(|cx| Pin::new(&mut chat).poll_flush(cx)),
+            Duration::from_millis(100),
+        )
+        .await;
+        let held = HELD.load(Ordering::Relaxed) - before;
+        println!(
+            "out_buffer_size {out_buffer_size}, reads of {read}: {held} bytes held ({:.2}x), {} queued",
+            held as f64 / out_buffer_size as f64,
+            chat.queued_output_len()
+        );
+        assert!(chat.queued_output_len() >= out_buffer_size);
+        assert!(
+            held <= 2 * out_buffer_size + (16 << 10),
+            "out_buffer_size {out_buffer_size}, reads of {read}: {held} bytes held"
+        );
+        drop((chat, peer));
+    }
+}
