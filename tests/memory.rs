@@ -11,6 +11,7 @@ use std::{
 };
 
 use asynchat::{Chat, Producer};
+use bytes::Bytes;
 use futures::{future::poll_fn, Sink};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -71,9 +72,13 @@ async fn stays_pending(future: impl Future, wait: Duration) {
     );
 }
 
-/// One test, its cases in turn: the counter is the whole process's.
+/// Taken by each test: the counter is the whole process's, so the tests
+/// run one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_reader_producer_holds_about_two_out_buffer_sizes_however_short_its_reads() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     for (out_buffer_size, read) in [
         (64 << 10, 64 << 10),
         (64 << 10, 20 << 10),
@@ -109,4 +114,37 @@ async fn a_reader_producer_holds_about_two_out_buffer_sizes_however_short_its_re
         );
         drop((chat, peer));
     }
+}
+
+/// A backlog of short pieces joins them, and the piece it joins onto may be
+/// a few bytes cut from a large allocation: the join copies them out rather
+/// than keep the allocation alive.
+#[tokio::test(flavor = "current_thread")]
+async fn a_joined_backlog_keeps_no_large_allocation_alive() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    const LARGE: usize = 4 << 20;
+    let (io, peer) = tokio::io::duplex(1024);
+    let mut chat = Chat::new(io, "\n");
+    let before = HELD.load(Ordering::Relaxed);
+    // More than the peer takes: what follows waits.
+    chat.push(Bytes::from_static(&[b'-'; 2048]));
+    for _ in 0..62 {
+        chat.push(Bytes::from_static(b"+OK\r\n"));
+    }
+    // The 64th piece, the only handle on the large allocation: ten bytes
+    // of it. The next piece is joined onto it.
+    chat.push(Bytes::from(vec![b'x'; LARGE]).slice(..10));
+    chat.push(Bytes::from_static(b"+OK\r\n"));
+    stays_pending(
+        poll_fn(|cx| Pin::new(&mut chat).poll_flush(cx)),
+        Duration::from_millis(100),
+    )
+    .await;
+    let held = HELD.load(Ordering::Relaxed) - before;
+    assert!(
+        held < LARGE / 4,
+        "{held} bytes held for {} queued",
+        chat.queued_output_len()
+    );
+    drop((chat, peer));
 }
