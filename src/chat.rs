@@ -229,7 +229,8 @@ impl<T> Chat<T> {
     /// server that pushes a reply per request to a peer that sends and
     /// never reads holds every reply. To bound that memory, send through
     /// the `Sink` (`chat.feed(..).await`, which waits while
-    /// `out_buffer_size` bytes are queued), or check
+    /// `out_buffer_size` bytes, or a producer not yet drawn to its end, are
+    /// queued), or check
     /// [`queued_output_len`](Self::queued_output_len) and flush before
     /// reading on.
     ///
@@ -478,7 +479,7 @@ impl<T> Chat<T> {
     /// is not counted: the `Chat` does not hold it. A long reader therefore
     /// shows at most about two [`out_buffer_size`](Self::out_buffer_size)
     /// here, however long it is. This is what [`Sink::poll_ready`] weighs
-    /// for backpressure.
+    /// for backpressure, beside whether such a producer still waits.
     ///
     /// ```
     /// use asynchat::Chat;
@@ -973,14 +974,21 @@ where
 {
     type Error = Error;
 
-    /// Ready while less than `out_buffer_size` bytes are queued; otherwise
-    /// writes until everything queued is out.
+    /// Ready while less than `out_buffer_size` bytes are queued and no
+    /// producer queued before waits to be drawn to its end; otherwise
+    /// writes until everything queued is out. An iterator, a stream or a
+    /// reader may hold any number of bytes, and they are not known before
+    /// they are drawn: one queued fills the `Sink` as `out_buffer_size`
+    /// bytes would. So a stream producer fed by the task that feeds the
+    /// `Sink` is to be queued with [`push_with_producer`](Chat::push_with_producer):
+    /// the next `feed` would wait for that stream's end.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if mem::take(&mut this.push_refused) {
             return Poll::Ready(Err(Error::Closed));
         }
-        if this.output.queued_bytes() >= this.out_buffer_size {
+        if this.output.queued_bytes() >= this.out_buffer_size || this.output.has_producer_waiting()
+        {
             ready!(this.poll_send(cx, Side::Sink))?;
         }
         Poll::Ready(Ok(()))

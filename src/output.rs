@@ -103,6 +103,15 @@ impl Output {
         self.queued_bytes
     }
 
+    /// Whether a producer waits to be drawn to its end (the close marker
+    /// aside). An iterator, a stream or a reader may hold any number of
+    /// bytes that `queued_bytes` cannot count.
+    pub(crate) fn has_producer_waiting(&self) -> bool {
+        self.fifo
+            .front()
+            .is_some_and(|producer| !producer.is_close())
+    }
+
     #[inline]
     pub(crate) fn enqueue(&mut self, producer: Producer) {
         if !self.fifo.is_empty() {

@@ -626,6 +626,43 @@ async fn sink_backpressure_waits_for_a_slow_reader() {
     assert_eq!(received.last(), Some(&b'z'));
 }
 
+/// An iterator, a stream or a reader fills the `Sink` as `out_buffer_size`
+/// bytes would: its bytes are not known before they are drawn. Against a
+/// peer that does not read, the feed after one stays pending; everything
+/// arrives in order once the peer reads.
+#[tokio::test]
+async fn sink_backpressure_counts_a_lazy_producer_as_full() {
+    const PIECE: usize = 64 << 10;
+    const PIECES: usize = 256; // 16 MiB: more than the socket buffers hold
+    let (client, server) = tcp_pair().await;
+    let mut chat = Chat::new(client, "\n");
+    let pieces = (0..PIECES).map(|i| Bytes::from(vec![b'a' + (i % 26) as u8; PIECE]));
+    within("the first feed", chat.feed(Producer::from_iter(pieces)))
+        .await
+        .unwrap();
+    let mut feed = chat.feed(Producer::from_iter([Bytes::from_static(b"after\n")]));
+    stays_pending(
+        "a feed behind a lazy producer the peer does not read",
+        &mut feed,
+    )
+    .await;
+    drop(feed);
+    assert!(chat.queued_output_len() <= 2 * chat.out_buffer_size());
+
+    let received = read_to_end(server);
+    let after = Producer::from_iter([Bytes::from_static(b"after\n")]);
+    within("the feed, once the peer reads", chat.feed(after))
+        .await
+        .unwrap();
+    within("close", chat.close()).await.unwrap();
+    let received = within("the peer", received).await.unwrap();
+    assert_eq!(received.len(), PIECES * PIECE + 6);
+    for (i, piece) in received.chunks(PIECE).take(PIECES).enumerate() {
+        assert!(piece.iter().all(|&byte| byte == b'a' + (i % 26) as u8));
+    }
+    assert!(received.ends_with(b"after\n"));
+}
+
 /// A reader of `remaining` bytes of `x` that allocates none of them.
 struct Generate {
     remaining: u64,
