@@ -1117,6 +1117,12 @@ impl TerminatorCodec {
         loop {
             match &mut self.state {
                 State::DelimitedAfter => {
+                    // An end before any byte of the message decides nothing:
+                    // a reader may go on after it (`Framed` calls
+                    // `decode_eof` at each read of 0 bytes).
+                    if at_end && buffer.is_empty() {
+                        return Ok(None);
+                    }
                     let boundary = self.search_boundary(&self.preceding, buffer, at_end);
                     if boundary != Boundary::Undecided {
                         self.preceding = Bytes::new();

@@ -823,6 +823,30 @@ fn preceding_longer_than_the_delimiter() {
     assert_eq!(decode_all(&mut codec, b"x\n"), vec![complete("x", "\n")]);
 }
 
+/// An end of input before any byte of the message decides nothing: a
+/// reader may go on after it (`Framed` calls `decode_eof` at each read of 0
+/// bytes), and a delimiter begun in the preceding bytes still ends the
+/// message at its start.
+#[test]
+fn an_end_before_the_message_keeps_its_preceding_bytes() {
+    let mut codec = TerminatorCodec::new("\r\n");
+    let mut buffer = BytesMut::from("DATA\r\n");
+    assert_eq!(
+        codec.decode(&mut buffer).unwrap(),
+        Some(Frame::Complete("DATA".into()))
+    );
+    codec.set_terminator_after("\r\n.\r\n", b"\r\n");
+    assert_eq!(codec.decode_eof(&mut buffer).unwrap(), None);
+    assert_eq!(codec.decode_eof(&mut buffer).unwrap(), None);
+    buffer.extend_from_slice(b".\r\nQUIT\r\n");
+    assert_eq!(
+        codec.decode(&mut buffer).unwrap(),
+        Some(Frame::Complete("".into()))
+    );
+    assert_eq!(codec.matched_delimiter(), Some(&b".\r\n"[..]));
+    assert_eq!(buffer, "QUIT\r\n");
+}
+
 /// A terminator set before the first bytes of a message begun after
 /// preceding bytes replaces them too: a later delimiter is searched in the
 /// input alone, whichever way the switches went, and after a skip too.
