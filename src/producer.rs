@@ -247,11 +247,12 @@ impl Producer {
                 let long_enough = out_buffer_size.min(COALESCE_BELOW);
                 while buffer.len() < long_enough && buffer.len() < buffer.capacity() {
                     let room = out_buffer_size - buffer.len();
-                    let read = poll_read_buf(reader.as_mut(), cx, &mut (&mut *buffer).limit(room));
-                    match read {
+                    let outcome =
+                        poll_read_buf(reader.as_mut(), cx, &mut (&mut *buffer).limit(room));
+                    match outcome {
                         Poll::Ready(Ok(read)) if read > 0 => continue,
                         _ if buffer.is_empty() => {
-                            return match read {
+                            return match outcome {
                                 Poll::Pending => Poll::Pending,
                                 Poll::Ready(Ok(_)) => Poll::Ready(None),
                                 Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
