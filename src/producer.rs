@@ -227,43 +227,41 @@ impl Producer {
                 buffer,
                 ended,
             } => {
-                match ended.take() {
-                    Some(Ok(())) => return Poll::Ready(None),
-                    Some(Err(error)) => return Poll::Ready(Some(Err(error))),
-                    None => {}
-                }
-                // A piece shares the allocation it was read into, so the
-                // next read goes on in the rest of it: short reads then fill
-                // one allocation instead of each holding one of their own. A
-                // new one, or the old one reclaimed once its pieces are
-                // written, only when little room is left.
-                if buffer.capacity() < (out_buffer_size / 4).max(1) {
-                    buffer.reserve(out_buffer_size);
-                }
-                // Short reads (a pipe, a socket) that come at once are
-                // gathered into a piece long enough not to be copied to join
-                // a backlog: one copy would hold the bytes twice, in the
-                // backlog and in the allocation the other pieces keep alive.
-                let long_enough = out_buffer_size.min(COALESCE_BELOW);
-                while buffer.len() < long_enough && buffer.len() < buffer.capacity() {
-                    let room = out_buffer_size - buffer.len();
-                    let outcome =
-                        poll_read_buf(reader.as_mut(), cx, &mut (&mut *buffer).limit(room));
-                    match outcome {
-                        Poll::Ready(Ok(read)) if read > 0 => continue,
-                        _ if buffer.is_empty() => {
-                            return match outcome {
-                                Poll::Pending => Poll::Pending,
-                                Poll::Ready(Ok(_)) => Poll::Ready(None),
-                                Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
-                            };
-                        }
-                        Poll::Pending => break,
-                        Poll::Ready(end) => {
-                            *ended = Some(end.map(|_| ()));
-                            break;
+                // Once the reader has ended, only that is left to report.
+                if ended.is_none() {
+                    // A piece shares the allocation it was read into, so the
+                    // next read goes on in the rest of it: short reads then
+                    // fill one allocation instead of each holding one of
+                    // their own. A new one, or the old one reclaimed once its
+                    // pieces are written, only when little room is left.
+                    if buffer.capacity() < (out_buffer_size / 4).max(1) {
+                        buffer.reserve(out_buffer_size);
+                    }
+                    // Short reads (a pipe, a socket) that come at once are
+                    // gathered into a piece long enough not to be copied to
+                    // join a backlog: one copy would hold the bytes twice, in
+                    // the backlog and in the allocation the other pieces keep
+                    // alive.
+                    let long_enough = out_buffer_size.min(COALESCE_BELOW);
+                    while buffer.len() < long_enough && buffer.len() < buffer.capacity() {
+                        let room = out_buffer_size - buffer.len();
+                        match poll_read_buf(reader.as_mut(), cx, &mut (&mut *buffer).limit(room)) {
+                            Poll::Ready(Ok(read)) if read > 0 => {}
+                            Poll::Ready(end) => {
+                                *ended = Some(end.map(drop));
+                                break;
+                            }
+                            Poll::Pending => break,
                         }
                     }
+                }
+                // The bytes gathered go out before how the reader ended.
+                if buffer.is_empty() {
+                    return match ended.take() {
+                        None => Poll::Pending,
+                        Some(Ok(())) => Poll::Ready(None),
+                        Some(Err(error)) => Poll::Ready(Some(Err(error))),
+                    };
                 }
                 Poll::Ready(Some(Ok(buffer.split().freeze())))
             }
