@@ -164,6 +164,10 @@ const LONGEST_COUNT: u64 = NOT_COUNTED - 1;
 /// switch does, is then one comparison.
 #[derive(Debug, Clone, Copy)]
 enum State {
+    /// No terminator: every byte is data. Also the state while a count
+    /// frames the message: what follows a count. First, so that a switch
+    /// from one count to the next tests it first.
+    Unframed,
     /// Looking for a delimiter from the start of the buffer.
     ///
     /// `next_index` is where the next search starts. No delimiter starts
@@ -173,9 +177,6 @@ enum State {
     /// the `\r` may begin the delimiter. When `\ndef` arrives, the search
     /// looks only at `\r\ndef`.
     Delimited { next_index: usize },
-    /// No terminator: every byte is data. Also the state while a count
-    /// frames the message: what follows a count.
-    Unframed,
     /// A delimiter may begin in the codec's `preceding` bytes, handed out
     /// just before the message (see
     /// [`set_terminator_after`](TerminatorCodec::set_terminator_after)), and
