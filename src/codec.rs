@@ -86,21 +86,26 @@ pub struct TerminatorCodec {
     /// reports, and what the message after an overlong one is framed by.
     /// In [`State::Unframed`] with no `count` it is `None` or the `Length`
     /// whose message completed: either way no terminator is in force, and
-    /// `terminator()` says `None`. Completing a count so writes one word,
-    /// not a terminator and its drop.
+    /// `terminator()` says `None`. Completing a count therefore writes
+    /// `count` only, not the terminator (and no drop).
     terminator: Terminator,
-    /// When a count frames the message, the bytes of it still to come
-    /// (whole-frame mode hands them out in one go at the end), and the
-    /// state is [`State::Unframed`], what follows a count. Otherwise
-    /// [`NOT_COUNTED`], and the state frames the message.
+    /// The bytes of the counted message still to come (whole-frame mode
+    /// hands them out in one go at the end), or [`NOT_COUNTED`] when no
+    /// `Length` frames the message.
+    ///
+    /// Invariant: while a count is under way the state is
+    /// [`State::Unframed`], what a completed `Length` leaves (no terminator
+    /// in force), set ahead of time; completing the message then resets
+    /// `count` and nothing else. So whatever reads the state tests `count`
+    /// first (`decode`, `decode_general`, `decode_eof`, `terminator()`).
     ///
     /// It lives outside [`State`] so that a counted message is one word:
     /// `decode` tests it against the bytes buffered before anything else,
     /// and completing the message, or counting the next one after it,
-    /// writes it and nothing else. As a variant of `State`, each frame of
-    /// a length-prefixed protocol tested the variant first and wrote it
-    /// twice, for 8% of its time (paired rounds against the floor, 0.88x
-    /// then, 0.96x now).
+    /// writes it and nothing of the state. As a variant of `State`, each
+    /// frame of a length-prefixed protocol tested the variant first and
+    /// wrote it twice, for about 8% of its time (docs/benchmarks.md, "A
+    /// count in one word").
     count: u64,
     state: State,
     streaming: bool,
@@ -133,7 +138,7 @@ impl std::fmt::Debug for TerminatorCodec {
         f.debug_struct("TerminatorCodec")
             .field("terminator", self.terminator())
             .field("state", &self.state)
-            .field("count", &self.count)
+            .field("count", &(self.count != NOT_COUNTED).then_some(self.count))
             .field("streaming", &self.streaming)
             .field("max_frame_length", &self.max_frame_length)
             .field(
@@ -145,13 +150,15 @@ impl std::fmt::Debug for TerminatorCodec {
 }
 
 /// [`TerminatorCodec`]'s `count` when no count frames the message: more
-/// than any buffer holds, so `decode`'s test of the count fails on it
-/// without a test of its own.
+/// than any buffer's length (a `BytesMut` holds at most `isize::MAX`
+/// bytes), so `decode`'s one test, `count <= buffer.len()`, is false with
+/// nothing counted, and "is a count under way?" needs no test of its own.
 const NOT_COUNTED: u64 = u64::MAX;
 
-/// The longest count the codec keeps: a `Length` of `u64::MAX`, which no
-/// input reaches either, is counted as one byte fewer, since the codec
-/// keeps `u64::MAX` for [`NOT_COUNTED`]. It still reads as set.
+/// The longest count the codec keeps: a `Length` of `u64::MAX` is counted
+/// as one byte fewer, since `u64::MAX` is [`NOT_COUNTED`]. No input
+/// reaches either, and `terminator()` still reads `Length(u64::MAX)`: the
+/// `terminator` field keeps the value as set.
 const LONGEST_COUNT: u64 = NOT_COUNTED - 1;
 
 /// Where the decoder is within the current message, unless a count frames
@@ -164,9 +171,11 @@ const LONGEST_COUNT: u64 = NOT_COUNTED - 1;
 /// switch does, is then one comparison.
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// No terminator: every byte is data. Also the state while a count
-    /// frames the message: what follows a count. First, so that a switch
-    /// from one count to the next tests it first.
+    /// No terminator in force: every byte is data. Also the state while
+    /// `count` is set: a completed `Length` leaves no terminator, so the
+    /// state says so ahead of time. First: the switch from one count to
+    /// the next then finds it with its first comparison (as compiled
+    /// today; see docs/benchmarks.md, "A count in one word").
     Unframed,
     /// Looking for a delimiter from the start of the buffer.
     ///
@@ -716,10 +725,14 @@ impl TerminatorCodec {
             return self.set_other_terminator(ManuallyDrop::into_inner(terminator));
         };
         match self.state {
-            // After a count: the state is what follows one already.
+            // No terminator, or a count done or under way: already the
+            // state of a count.
             State::Unframed => {}
+            // The searcher stays, for the switch back; only the state
+            // changes.
             State::Delimited { .. } => self.state = State::Unframed,
-            // Skipping, or after `preceding` bytes.
+            // `DelimitedAfter` has `preceding` bytes to clear, and a skip
+            // puts the count off until it ends.
             _ => return self.set_other_terminator(ManuallyDrop::into_inner(terminator)),
         }
         self.count = length.min(LONGEST_COUNT);
@@ -911,9 +924,10 @@ impl TerminatorCodec {
     #[inline(always)]
     fn complete_counted(&mut self, buffer: &mut BytesMut, length: usize) -> Frame {
         let message = buffer.split_to(length).freeze();
+        // The state is `Unframed` already (see `count`).
         self.count = NOT_COUNTED;
-        // One store: a test whether it changes (after a count it does not)
-        // read no faster.
+        // Stored unconditionally: a test first (after a count it is
+        // `Nothing` already) measured no faster.
         self.matched = Matched::Nothing;
         Frame::Complete(message)
     }
@@ -1016,17 +1030,22 @@ impl Decoder for TerminatorCodec {
         if let Some(frame) = self.decode_general(buffer, true)? {
             return Ok(Some(frame));
         }
-        match &mut self.state {
-            _ if buffer.is_empty() => return Ok(None),
-            State::SkippingDelimited | State::SkippingCounted { .. } => {
-                buffer.clear();
-                return Ok(None);
-            }
-            State::Delimited { next_index } => *next_index = 0,
+        if buffer.is_empty() {
+            return Ok(None);
+        }
+        if self.count != NOT_COUNTED {
             // What is handed out counts toward the message, should more
             // input come after all (a reader may go on after an end).
-            State::Unframed if self.count != NOT_COUNTED => self.count -= buffer.len() as u64,
-            State::DelimitedAfter | State::Unframed => {}
+            self.count -= buffer.len() as u64;
+        } else {
+            match &mut self.state {
+                State::SkippingDelimited | State::SkippingCounted { .. } => {
+                    buffer.clear();
+                    return Ok(None);
+                }
+                State::Delimited { next_index } => *next_index = 0,
+                State::DelimitedAfter | State::Unframed => {}
+            }
         }
         Ok(Some(Frame::Partial(buffer.split().freeze())))
     }
@@ -1142,6 +1161,9 @@ impl TerminatorCodec {
         at_end: bool,
     ) -> Result<Option<Frame>, Error> {
         loop {
+            debug_assert!(self.count == NOT_COUNTED || matches!(self.state, State::Unframed));
+            // A count, set before the call or by the end of a skip below,
+            // comes before the state, which is `Unframed` meanwhile.
             if self.count != NOT_COUNTED {
                 return self.decode_counted(buffer);
             }
